@@ -1,0 +1,51 @@
+"""edit2perceive: FLUX.1 Kontext as a single-step dense perceiver (depth, normals, matting)."""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+extras = {
+    "train": [
+        "accelerate>=1.0",
+        "peft>=0.13",
+        "bitsandbytes>=0.45",
+        "datasets>=3.0",
+        "h5py>=3.8",  # Hypersim raw HDF5
+        "OpenEXR>=3.2",  # InteriorVerse EXR
+    ],
+    "eval": ["evaluate>=0.4", "scipy>=1.10", "datasets>=3.0", "scikit-image>=0.22"],
+    "hub": ["huggingface_hub>=0.30"],
+    "dev": ["pytest>=8", "pytest-timeout", "ruff"],
+}
+extras["all"] = sorted({req for reqs in extras.values() for req in reqs})
+
+setup(
+    name="edit2perceive",
+    version="0.1.0.dev0",
+    description="Image-editing diffusion transformers (FLUX.1 Kontext) as single-step dense perceivers.",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    package_dir={"": "src"},
+    packages=find_packages("src"),
+    python_requires=">=3.10",
+    install_requires=[
+        "torch>=2.4",
+        "diffusers>=0.35",
+        "transformers>=4.50",
+        "tokenizers>=0.20",
+        "safetensors>=0.4",
+        "sentencepiece",
+        "protobuf",
+        "numpy>=1.24",
+        "pillow>=10",
+        "tqdm",
+    ],
+    extras_require=extras,
+    entry_points={"console_scripts": ["e2p=edit2perceive.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

@@ -1,0 +1,1 @@
+"""Sub-commands of ``e2p``: one module per command, each with ``register(subparsers)``."""
