@@ -1,0 +1,198 @@
+"""Rectified-flow math, in diffusers' Flux convention. The one place this math lives.
+
+Conventions
+-----------
+- ``sigma`` in [0, 1]; ``sigma = 1`` is pure noise, ``sigma = 0`` is data.
+- State: ``x_sigma = (1 - sigma) * z1 + sigma * eps`` (``z1`` = clean latent, ``eps`` = noise).
+- The DiT predicts the velocity ``v = eps - z1`` (so ``dx/dsigma = v``).
+- Exact one-step estimate of the data from any state: ``z1_hat = x_sigma - sigma * v``.
+  Single-step inference is ``z1_hat = eps - v(eps, sigma=1)``.
+- The timestep handed to ``FluxTransformer2DModel`` is ``sigma`` itself (the model scales
+  by 1000 internally), exactly as ``FluxKontextPipeline`` does.
+- The paper writes ``t = 1 - sigma`` and ``v_paper = -v``: the same trajectory.
+
+Tensors are ``B x C x H x W`` latents; ``sigma`` is a float or a ``(B,)`` tensor.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+#: Seed of the fixed base noise shared by training and inference.
+DEFAULT_NOISE_SEED = 0
+
+
+def _as_batch_sigma(sigma: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``sigma`` as a tensor broadcastable against ``like`` (B x ...)."""
+    sigma = torch.as_tensor(sigma, device=like.device, dtype=like.dtype)
+    if sigma.ndim == 0:
+        return sigma
+    if sigma.ndim != 1 or sigma.shape[0] != like.shape[0]:
+        raise ValueError(f"sigma must be a scalar or shape ({like.shape[0]},); got shape {tuple(sigma.shape)}")
+    return sigma.view(-1, *([1] * (like.ndim - 1)))
+
+
+def interpolate(z1: torch.Tensor, eps: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
+    """``x_sigma = (1 - sigma) * z1 + sigma * eps``."""
+    s = _as_batch_sigma(sigma, z1)
+    return (1.0 - s) * z1 + s * eps
+
+
+def target_velocity(z1: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """Flow-matching regression target ``v = eps - z1`` (constant along the straight path)."""
+    return eps - z1
+
+
+def one_step_estimate(x: torch.Tensor, velocity: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
+    """Exact data estimate from a state and its velocity: ``z1_hat = x_sigma - sigma * v``."""
+    return x - _as_batch_sigma(sigma, x) * velocity
+
+
+def dynamic_shift_mu(
+    image_seq_len: int,
+    base_seq_len: int = 256,
+    max_seq_len: int = 4096,
+    base_shift: float = 0.5,
+    max_shift: float = 1.15,
+) -> float:
+    """Flux's resolution-dependent shift ``mu`` (linear in the number of *target* tokens)."""
+    slope = (max_shift - base_shift) / (max_seq_len - base_seq_len)
+    return image_seq_len * slope + (base_shift - slope * base_seq_len)
+
+
+def time_shift(sigmas: torch.Tensor, mu: float) -> torch.Tensor:
+    """Flux's exponential time shift ``e^mu / (e^mu + 1/sigma - 1)``; keeps 0 -> 0 and 1 -> 1."""
+    sigmas = torch.as_tensor(sigmas, dtype=torch.float64)
+    shifted = math.exp(mu) / (math.exp(mu) + (1.0 / sigmas.clamp_min(1e-12) - 1.0))
+    return torch.where(sigmas > 0, shifted, torch.zeros_like(sigmas))
+
+
+def sigma_grid(num_steps: int, *, mu: float | None = None) -> torch.Tensor:
+    """``num_steps + 1`` sigmas from 1 (noise) down to 0 (data), float64.
+
+    Linear by default; with ``mu`` the grid is time-shifted as Flux does for sampling.
+    ``num_steps = 1`` gives ``[1, 0]``: the single-step estimate.
+    """
+    if int(num_steps) != num_steps or num_steps < 1:
+        raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
+    sigmas = torch.linspace(1.0, 0.0, int(num_steps) + 1, dtype=torch.float64)
+    return sigmas if mu is None else time_shift(sigmas, mu)
+
+
+VelocityFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def euler_sample(
+    velocity_fn: VelocityFn,
+    noise: torch.Tensor,
+    sigmas: Sequence[float] | torch.Tensor,
+    *,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Integrate ``dx/dsigma = v`` with Euler steps over a decreasing sigma grid.
+
+    ``velocity_fn(x, sigma)`` gets ``sigma`` as a ``(B,)`` tensor in ``x``'s dtype and returns
+    ``v`` shaped like ``x``. ``sigmas`` must start at the noise level of ``noise`` (1 for pure
+    noise) and should end at 0. With a straight-path (oracle) velocity every grid is exact.
+    """
+    sigmas = torch.as_tensor(sigmas, dtype=torch.float64)
+    if sigmas.ndim != 1 or len(sigmas) < 2 or bool((sigmas[1:] > sigmas[:-1]).any()):
+        raise ValueError(f"sigmas must be a decreasing 1-D grid of at least 2 values, got {sigmas.tolist()}")
+    x = noise
+    steps = range(len(sigmas) - 1)
+    if progress:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, desc="Euler steps", leave=False)
+    for i in steps:
+        sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
+        v = velocity_fn(x, torch.full((x.shape[0],), sigma, device=x.device, dtype=x.dtype))
+        x = x + (sigma_next - sigma) * v
+    return x
+
+
+def base_noise(
+    shape: Sequence[int],
+    *,
+    seed: int = DEFAULT_NOISE_SEED,
+    batch_size: int | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Fixed-seed Gaussian noise of per-sample ``shape`` (``C x h x w``).
+
+    Drawn on the CPU in float32 from ``torch.Generator().manual_seed(seed)``, then moved to
+    ``device``/``dtype``: the same on every device. With ``batch_size`` every sample gets the
+    *same* noise, so a sample's noise does not depend on its position in the batch (the
+    image -> map mapping is deterministic). Shared by training and inference.
+    """
+    generator = torch.Generator(device="cpu").manual_seed(int(seed))
+    noise = torch.randn(tuple(shape), generator=generator, dtype=torch.float32)
+    if batch_size is not None:
+        noise = noise.unsqueeze(0).expand(batch_size, *noise.shape)
+    return noise.to(device=device, dtype=dtype).contiguous()
+
+
+ANNEAL_MODES = ("sigma", "one_minus_sigma", "constant")
+
+
+def multires_strength(sigma: torch.Tensor, strength: float, anneal: str) -> torch.Tensor:
+    """Per-sample multi-resolution strength.
+
+    ``"sigma"`` (Marigold's annealing): ``strength * sigma``; strongest at sigma = 1, where
+    the single-step model is queried, so training noise differs from the pure base noise
+    used at inference (a train/test mismatch). ``"one_minus_sigma"``: ``strength * (1 - sigma)``,
+    vanishing at sigma = 1 so the sigma = 1 input matches inference exactly.
+    ``"constant"``: ``strength`` everywhere.
+    """
+    if anneal == "sigma":
+        return strength * sigma
+    if anneal == "one_minus_sigma":
+        return strength * (1.0 - sigma)
+    if anneal == "constant":
+        return torch.full_like(sigma, strength)
+    raise ValueError(f"anneal must be one of {ANNEAL_MODES}, got {anneal!r}")
+
+
+def multi_resolution_noise(
+    noise: torch.Tensor,
+    sigma: float | torch.Tensor,
+    *,
+    strength: float = 0.9,
+    levels: int = 10,
+    anneal: str = "sigma",
+    generator: torch.Generator | None = None,
+    downscale_range: tuple[float, float] = (2.0, 4.0),
+) -> torch.Tensor:
+    """Annealed multi-resolution (pyramid) noise on top of ``noise`` (training only).
+
+    ``noise`` is level 0 (usually the fixed base noise). Each further level ``i`` (up to
+    ``levels - 1`` of them) draws fresh Gaussian noise at ``(h, w) / r_i**i`` with a random
+    factor ``r_i`` in ``downscale_range``, upsamples it bilinearly and adds it with weight
+    ``s**i``, where ``s = multires_strength(sigma, strength, anneal)`` per sample. The sum is
+    renormalized to unit standard deviation per sample. Samples with ``s = 0`` are returned
+    unchanged (bit-exact). Levels stop once the coarse grid reaches 1 pixel.
+    """
+    if noise.ndim != 4:
+        raise ValueError(f"noise must be B x C x H x W, got shape {tuple(noise.shape)}")
+    b, c, h, w = noise.shape
+    sigma = torch.as_tensor(sigma, dtype=torch.float32).flatten()
+    sigma = sigma.expand(b) if sigma.numel() == 1 else sigma
+    s = multires_strength(sigma.to(torch.float32), strength, anneal).to(noise.device)
+    lo, hi = downscale_range
+    out = noise.to(torch.float32).clone()
+    for i in range(1, levels):
+        r = lo + (hi - lo) * torch.rand((), generator=generator).item()
+        size = (max(1, int(h / r**i)), max(1, int(w / r**i)))
+        coarse = torch.randn((b, c, *size), generator=generator).to(out.device)
+        up = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
+        out = out + up * (s**i).view(b, 1, 1, 1)
+        if size == (1, 1):
+            break
+    out = out / out.flatten(1).std(dim=1).view(b, 1, 1, 1)
+    keep = (s == 0).view(b, 1, 1, 1)
+    return torch.where(keep, noise.to(torch.float32), out).to(noise.dtype)
