@@ -67,8 +67,8 @@ def dynamic_shift_mu(
 def time_shift(sigmas: torch.Tensor, mu: float) -> torch.Tensor:
     """Flux's exponential time shift ``e^mu / (e^mu + 1/sigma - 1)``; keeps 0 -> 0 and 1 -> 1."""
     sigmas = torch.as_tensor(sigmas, dtype=torch.float64)
-    shifted = math.exp(mu) / (math.exp(mu) + (1.0 / sigmas.clamp_min(1e-12) - 1.0))
-    return torch.where(sigmas > 0, shifted, torch.zeros_like(sigmas))
+    scaled = math.exp(mu) * sigmas  # the same ratio multiplied by sigma: exact at 0 and 1
+    return scaled / (scaled + (1.0 - sigmas))
 
 
 def sigma_grid(num_steps: int, *, mu: float | None = None) -> torch.Tensor:

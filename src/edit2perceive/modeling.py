@@ -35,7 +35,7 @@ def rgb_to_model_input(rgb: np.ndarray | torch.Tensor) -> torch.Tensor:
         x = x.unsqueeze(0)
     if x.ndim != 4 or x.shape[-1] != 3:
         raise ValueError(f"expected H x W x 3 or B x H x W x 3 RGB, got shape {tuple(x.shape)}")
-    return x.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    return x.permute(0, 3, 1, 2).float() / 255.0 * 2.0 - 1.0  # as diffusers: [0, 1] then 2x - 1
 
 
 @torch.no_grad()

@@ -1,0 +1,148 @@
+"""Monocular depth: affine-invariant depth in a chosen encoding space (sqrt by default).
+
+Encoding of a ground-truth depth map ``d`` (metres, planar depth):
+
+1. ``s = g(d)`` with ``g`` = ``sqrt`` (default; minimizes bf16 relative quantization error,
+   paper Eq. 11), ``uniform`` (identity), ``log`` or ``disparity`` (``1 / d``).
+2. Robust normalization with the 2nd / 98th percentiles of ``s`` over valid pixels:
+   ``y = ((s - p_lo) / (p_hi - p_lo) - 0.5) * 2``, clipped to [-1, 1], copied to 3 channels.
+
+Invalid pixels (mask false, non-finite, or ``d <= 0``) never enter the percentiles and are
+0 in the encoded image. A map with no valid pixel raises ``ValueError``; a constant map
+(``p_hi == p_lo``) encodes to 0 (mid-range) everywhere.
+
+Prediction (``decode``): ``N x H x W`` in [0, 1] = ``(y + 1) / 2`` averaged over channels,
+i.e. normalized *encoded* depth (for ``disparity`` the order is inverted: near is high).
+It is affine-invariant: evaluation fits scale and shift (in sqrt space for sqrt models).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .base import EncodedTarget, Task, as_valid_mask
+
+DEPTH_PROMPT = "Transform to depth map while maintaining original composition"
+DEPTH_ENCODINGS = ("sqrt", "uniform", "log", "disparity")
+
+
+def _forward(depth: np.ndarray, encoding: str) -> np.ndarray:
+    if encoding == "sqrt":
+        return np.sqrt(depth)
+    if encoding == "uniform":
+        return depth
+    if encoding == "log":
+        return np.log(depth)
+    if encoding == "disparity":
+        return 1.0 / depth
+    raise ValueError(f"depth encoding must be one of {DEPTH_ENCODINGS}, got {encoding!r}")
+
+
+def _inverse(s: np.ndarray, encoding: str) -> np.ndarray:
+    if encoding == "sqrt":
+        return np.square(s)
+    if encoding == "uniform":
+        return s
+    if encoding == "log":
+        return np.exp(s)
+    if encoding == "disparity":
+        return 1.0 / s
+    raise ValueError(f"depth encoding must be one of {DEPTH_ENCODINGS}, got {encoding!r}")
+
+
+def scale_shift_invariant_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-image least-squares scale-and-shift-invariant L1 (``B x H x W`` inputs).
+
+    For each image, ``s, t = argmin sum_M (s * pred + t - target)^2`` (closed form, gradient
+    flows through ``s`` and ``t``), then ``mean_M |target - (s * pred + t)|``. A constant
+    prediction gets the minimum-norm solution ``s = 0, t = mean(target)``. Images with no
+    valid pixel are left out of the batch mean; if none is valid the loss is 0 (attached to
+    the graph).
+    """
+    m = mask.to(pred.dtype)
+    n = m.sum(dim=(1, 2))
+    has = n > 0
+    n_safe = n.clamp_min(1.0)
+    mean_p = (pred * m).sum(dim=(1, 2)) / n_safe
+    mean_t = (target * m).sum(dim=(1, 2)) / n_safe
+    dp = (pred - mean_p[:, None, None]) * m
+    dt = (target - mean_t[:, None, None]) * m
+    var = (dp * dp).sum(dim=(1, 2))
+    cov = (dp * dt).sum(dim=(1, 2))
+    degenerate = var <= 1e-12 * n_safe
+    scale = torch.where(degenerate, torch.zeros_like(var), cov / torch.where(degenerate, torch.ones_like(var), var))
+    shift = mean_t - scale * mean_p
+    aligned = scale[:, None, None] * pred + shift[:, None, None]
+    per_image = ((aligned - target).abs() * m).sum(dim=(1, 2)) / n_safe
+    if not bool(has.any()):
+        return pred.sum() * 0.0
+    return per_image[has].mean()
+
+
+class DepthTask(Task):
+    """Depth as an "edit": RGB -> a grey image of normalized (sqrt) depth."""
+
+    name = "depth"
+    prompt = DEPTH_PROMPT
+    metric = "depth_metrics"
+
+    def __init__(self, encoding: str = "sqrt", lower_percentile: float = 2.0, upper_percentile: float = 98.0):
+        if encoding not in DEPTH_ENCODINGS:
+            raise ValueError(f"depth encoding must be one of {DEPTH_ENCODINGS}, got {encoding!r}")
+        if not 0 <= lower_percentile < upper_percentile <= 100:
+            raise ValueError(f"need 0 <= lower < upper <= 100, got {lower_percentile}, {upper_percentile}")
+        self.encoding = encoding
+        self.lower_percentile = float(lower_percentile)
+        self.upper_percentile = float(upper_percentile)
+
+    def config(self) -> dict:
+        return {
+            "name": self.name,
+            "encoding": self.encoding,
+            "lower_percentile": self.lower_percentile,
+            "upper_percentile": self.upper_percentile,
+        }
+
+    # -- encoding ---------------------------------------------------------------------
+    def valid_depth_mask(self, depth: np.ndarray, valid_mask=None) -> np.ndarray:
+        """Pixels usable for the encoding: mask & finite & > 0."""
+        depth = np.asarray(depth)
+        if depth.ndim != 2:
+            raise ValueError(f"depth must be H x W, got shape {depth.shape}")
+        with np.errstate(invalid="ignore"):
+            return as_valid_mask(valid_mask, depth.shape) & np.isfinite(depth) & (depth > 0)
+
+    def encode_depth(self, depth: np.ndarray, valid_mask=None) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+        """Depth (metres) -> (normalized map in [-1, 1] (0 where invalid), mask, (p_lo, p_hi))."""
+        mask = self.valid_depth_mask(depth, valid_mask)
+        if not mask.any():
+            raise ValueError("depth target has no valid pixel (all masked, non-finite or <= 0)")
+        s = np.zeros(depth.shape, dtype=np.float64)
+        s[mask] = _forward(np.asarray(depth, dtype=np.float64)[mask], self.encoding)
+        lo, hi = np.percentile(s[mask], [self.lower_percentile, self.upper_percentile])
+        y = np.zeros_like(s)
+        if hi > lo:
+            y[mask] = np.clip(((s[mask] - lo) / (hi - lo) - 0.5) * 2.0, -1.0, 1.0)
+        return y.astype(np.float32), mask, (float(lo), float(hi))
+
+    def decode_depth(self, y: np.ndarray, stats: tuple[float, float]) -> np.ndarray:
+        """Inverse of :meth:`encode_depth` for a normalized map ``y`` in [-1, 1] (exact
+        for pixels that were inside the percentile range; clipped ones saturate)."""
+        lo, hi = stats
+        s = (np.asarray(y, dtype=np.float64) / 2.0 + 0.5) * (hi - lo) + lo
+        return _inverse(s, self.encoding)
+
+    def encode_target(self, target: np.ndarray, valid_mask=None) -> EncodedTarget:
+        y, mask, (lo, hi) = self.encode_depth(target, valid_mask)
+        image = torch.from_numpy(y).unsqueeze(0).expand(3, -1, -1).contiguous()
+        return EncodedTarget(image, torch.from_numpy(mask), {"p_lo": lo, "p_hi": hi, "encoding": self.encoding})
+
+    # -- model side -------------------------------------------------------------------
+    def decode(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``B x 3 x H x W`` -> ``B x H x W`` in [0, 1] (channel mean, affine-invariant)."""
+        return ((pixels.mean(dim=1) + 1.0) / 2.0).clamp(0.0, 1.0)
+
+    def pixel_loss(self, pixels: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Scale-and-shift-invariant L1 on the channel-mean maps (encoding space)."""
+        return scale_shift_invariant_l1(pixels.mean(dim=1), target.mean(dim=1), mask)

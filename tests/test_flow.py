@@ -1,0 +1,145 @@
+"""Flow-matching math: oracle recovery, grids, fixed-seed and multi-resolution noise."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from edit2perceive import flow
+
+
+@pytest.fixture
+def pair():
+    g = torch.Generator().manual_seed(123)
+    z1 = torch.randn(2, 4, 8, 6, generator=g, dtype=torch.float64)
+    eps = torch.randn(2, 4, 8, 6, generator=g, dtype=torch.float64)
+    return z1, eps
+
+
+def test_interpolation_endpoints_and_velocity(pair):
+    z1, eps = pair
+    assert torch.equal(flow.interpolate(z1, eps, 0.0), z1)
+    assert torch.equal(flow.interpolate(z1, eps, 1.0), eps)
+    # per-sample sigma; the state moves along v = eps - z1 when sigma increases
+    sigma = torch.tensor([0.3, 0.8], dtype=torch.float64)
+    x = flow.interpolate(z1, eps, sigma)
+    x_hi = flow.interpolate(z1, eps, sigma + 0.1)
+    assert torch.allclose((x_hi - x) / 0.1, flow.target_velocity(z1, eps))
+    # hand value: 0.3 * eps + 0.7 * z1 for the first sample
+    assert torch.allclose(x[0], 0.7 * z1[0] + 0.3 * eps[0])
+
+
+def test_one_step_estimate_is_exact_from_any_state(pair):
+    z1, eps = pair
+    v = flow.target_velocity(z1, eps)
+    for sigma in (1.0, 0.5, torch.tensor([0.9, 0.1], dtype=torch.float64)):
+        x = flow.interpolate(z1, eps, sigma)
+        assert torch.allclose(flow.one_step_estimate(x, v, sigma), z1, atol=1e-12)
+
+
+@pytest.mark.parametrize("num_steps", [1, 2, 4, 10, 25])
+@pytest.mark.parametrize("shifted", [False, True])
+def test_euler_with_oracle_velocity_recovers_target(pair, num_steps, shifted):
+    z1, eps = pair
+    calls = []
+
+    def oracle(x, sigma):  # the true straight-path velocity field towards z1
+        calls.append(sigma.clone())
+        s = sigma.view(-1, 1, 1, 1)
+        eps_implied = (x - (1 - s) * z1) / s  # invert x = (1-s) z1 + s eps
+        return eps_implied - z1
+
+    sigmas = flow.sigma_grid(num_steps, mu=1.15 if shifted else None)
+    out = flow.euler_sample(oracle, eps, sigmas)
+    assert len(calls) == num_steps
+    assert torch.allclose(out, z1, atol=1e-10)
+
+
+def test_sigma_grid_values():
+    assert flow.sigma_grid(1).tolist() == [1.0, 0.0]
+    assert torch.allclose(flow.sigma_grid(4), torch.tensor([1.0, 0.75, 0.5, 0.25, 0.0], dtype=torch.float64))
+    shifted = flow.sigma_grid(4, mu=math.log(3.0))
+    # e^mu / (e^mu + 1/s - 1) with e^mu = 3 at s = 0.5: 3 / (3 + 1) = 0.75
+    assert shifted[2].item() == pytest.approx(0.75)
+    assert shifted[0].item() == 1.0 and shifted[-1].item() == 0.0
+    with pytest.raises(ValueError, match="positive integer"):
+        flow.sigma_grid(0)
+    with pytest.raises(ValueError, match="decreasing"):
+        flow.euler_sample(lambda x, s: x, torch.zeros(1, 1, 2, 2), [0.0, 1.0])
+
+
+def test_shifted_grid_matches_diffusers_scheduler():
+    """Second implementation: diffusers' FlowMatchEulerDiscreteScheduler with Flux's dynamic shift."""
+    import numpy as np
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from edit2perceive.testing import FLUX_SCHEDULER_CONFIG
+
+    for n, seq_len in [(4, 384), (10, 1024), (28, 4096)]:
+        mu = flow.dynamic_shift_mu(seq_len)
+        scheduler = FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER_CONFIG)
+        scheduler.set_timesteps(sigmas=np.linspace(1.0, 1 / n, n), mu=mu)
+        ours = flow.sigma_grid(n, mu=mu)
+        # diffusers' grid drops the last linear point (1/n) and appends 0; compare the shared ones
+        linear = torch.linspace(1.0, 1 / n, n, dtype=torch.float64)
+        assert torch.allclose(scheduler.sigmas[:-1].double(), flow.time_shift(linear, mu), atol=1e-6)
+        assert ours[0] == 1.0 and ours[-1] == 0.0
+
+
+def test_base_noise_reproducible_and_batch_independent():
+    a = flow.base_noise((16, 8, 12), seed=7)
+    torch.manual_seed(999)  # the global RNG must not matter
+    b = flow.base_noise((16, 8, 12), seed=7)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, flow.base_noise((16, 8, 12), seed=8))
+    batch = flow.base_noise((16, 8, 12), seed=7, batch_size=5)
+    assert batch.shape == (5, 16, 8, 12)
+    for i in range(5):  # same noise at every batch position
+        assert torch.equal(batch[i], a)
+    # drawn in float32 on the CPU, then cast: bf16 noise is the cast of the float32 noise
+    assert torch.equal(flow.base_noise((16, 8, 12), seed=7, dtype=torch.bfloat16), a.to(torch.bfloat16))
+    big = flow.base_noise((16, 64, 64), seed=0)
+    assert abs(big.mean().item()) < 0.02 and abs(big.std().item() - 1) < 0.02
+
+
+def _lowpass_energy(x):
+    return F.avg_pool2d(x, 8).pow(2).mean().item()
+
+
+def test_multires_noise_unit_variance_and_annealing():
+    base = flow.base_noise((4, 64, 64), seed=0, batch_size=5)
+    sigma = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0])
+    g = torch.Generator().manual_seed(0)
+    out = flow.multi_resolution_noise(base, sigma, strength=0.9, generator=g)
+    assert out.shape == base.shape
+    # sigma = 0 -> strength 0 -> the base noise, bit for bit
+    assert torch.equal(out[0], base[0])
+    # every sample is renormalized to unit standard deviation
+    stds = out.flatten(1).std(dim=1)
+    assert torch.allclose(stds[1:], torch.ones(4), atol=1e-5)
+    # annealing: the share of low-frequency energy grows with sigma, and correlation with the
+    # base noise falls
+    low = [_lowpass_energy(out[i : i + 1]) for i in range(5)]
+    assert all(a < b for a, b in zip(low, low[1:])), low
+    corr = [F.cosine_similarity(out[i].flatten(), base[i].flatten(), dim=0).item() for i in range(5)]
+    assert corr[0] == pytest.approx(1.0) and all(a > b for a, b in zip(corr, corr[1:])), corr
+
+
+def test_multires_noise_modes_and_determinism():
+    base = flow.base_noise((4, 32, 32), seed=1, batch_size=2)
+    ones = torch.ones(2)
+
+    def run(seed, **kw):
+        return flow.multi_resolution_noise(base, ones, generator=torch.Generator().manual_seed(seed), **kw)
+
+    assert torch.equal(run(3), run(3))
+    assert not torch.equal(run(3), run(4))
+    # "one_minus_sigma" vanishes at sigma = 1: training input equals the inference noise there
+    assert torch.equal(run(3, anneal="one_minus_sigma"), base)
+    # Marigold's "sigma" annealing is strongest at sigma = 1: a train/test mismatch
+    assert not torch.allclose(run(3, anneal="sigma"), base)
+    with pytest.raises(ValueError, match="anneal"):
+        run(3, anneal="cosine")
+    tiny = flow.multi_resolution_noise(torch.randn(1, 2, 2, 2), 1.0, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(tiny).all()
