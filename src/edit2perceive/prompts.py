@@ -52,17 +52,20 @@ class PromptEmbeddings:
     def load(cls, path: str | os.PathLike) -> PromptEmbeddings:
         from safetensors import safe_open
 
+        from safetensors import SafetensorError
+
         path = os.fspath(path)
         try:
             with safe_open(path, framework="pt") as f:
                 prompt = (f.metadata() or {}).get("prompt")
                 keys = set(f.keys())
-                missing = {"prompt_embeds", "pooled_prompt_embeds"} - keys
-                if missing or prompt is None:
-                    raise ValueError(f"{path}: not a prompt cache (missing {sorted(missing) or 'prompt metadata'})")
-                return cls(prompt, f.get_tensor("prompt_embeds"), f.get_tensor("pooled_prompt_embeds"))
-        except (OSError, RuntimeError) as err:  # safetensors raises these on truncated/corrupt files
+                tensors = {k: f.get_tensor(k) for k in keys & {"prompt_embeds", "pooled_prompt_embeds"}}
+        except (OSError, SafetensorError) as err:  # missing, truncated or corrupt file
             raise ValueError(f"{path}: unreadable prompt cache ({err})") from err
+        missing = {"prompt_embeds", "pooled_prompt_embeds"} - set(tensors)
+        if missing or prompt is None:
+            raise ValueError(f"{path}: not a prompt cache (missing {sorted(missing) or 'prompt metadata'})")
+        return cls(prompt, tensors["prompt_embeds"], tensors["pooled_prompt_embeds"])
 
 
 @torch.no_grad()
