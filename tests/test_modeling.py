@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from edit2perceive import flow, modeling
-from edit2perceive.prompts import PromptEmbeddings, encode_prompt
+from edit2perceive.prompts import PromptCache, encode_prompt
 from edit2perceive.tasks import get_task
 
 H, W = 64, 96  # pixels; latents 8 x 12, 24 target tokens
@@ -57,7 +57,7 @@ def _prompt(components, text):
     return encode_prompt(text, **{k: components[k] for k in keys})
 
 
-def _our_one_step(components, rgb, prompt: PromptEmbeddings, noise, contexts_extra=()):
+def _our_one_step(components, rgb, prompt: PromptCache, noise, contexts_extra=()):
     with torch.no_grad():
         ctx = modeling.encode_image(components["vae"], modeling.rgb_to_model_input(rgb))
         v = modeling.predict_velocity(

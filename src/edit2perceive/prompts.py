@@ -1,71 +1,59 @@
 """Prompt encoding (as FluxKontextPipeline does it) and the cached prompt embeddings.
 
-A task's prompt never changes, so its embeddings are computed once and stored next to
-the model (``prompt_embeds.safetensors``); training and inference then need neither the
-CLIP nor the T5-XXL text encoder (about 4.7B parameters) in memory.
+A task's prompt never changes, so its embeddings are computed once and stored with the
+model as a pipeline component, ``prompt_cache/`` (``config.json`` with the prompt text +
+``diffusion_pytorch_model.safetensors`` with the two tensors). Training and inference then
+need neither CLIP nor T5-XXL (about 4.7B parameters, 9.5 GB in bf16) in memory:
+``Edit2PerceivePipeline.from_pretrained(path, text_encoder=None, text_encoder_2=None)``.
 
-Shapes: ``prompt_embeds`` is ``1 x L x D`` (T5 last hidden state, padded to
-``max_sequence_length`` = 512 tokens for FLUX; D = 4096), ``pooled_prompt_embeds`` is
+Shapes: ``prompt_embeds`` is ``1 x L x D`` (T5 last hidden state, the prompt padded to
+``max_sequence_length`` = 512 tokens; D = 4096 for FLUX); ``pooled_prompt_embeds`` is
 ``1 x P`` (CLIP text model pooled output, prompt padded to 77 tokens; P = 768).
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-
 import torch
+from diffusers import ConfigMixin, ModelMixin  # noqa: F401  (diffusers finds the load method through these names)
+from diffusers.configuration_utils import register_to_config
 
-PROMPT_CACHE_FILENAME = "prompt_embeds.safetensors"
 DEFAULT_MAX_SEQUENCE_LENGTH = 512
 
 
-@dataclass
-class PromptEmbeddings:
-    """The two text conditionings of one prompt, kept together with the prompt text."""
+class PromptCache(ModelMixin, ConfigMixin):
+    """The embeddings of one fixed prompt, saved and loaded like any diffusers model.
 
-    prompt: str
-    prompt_embeds: torch.Tensor
-    pooled_prompt_embeds: torch.Tensor
+    The tensors are frozen parameters, so ``pipe.to(device, dtype)``, offloading and
+    ``torch_dtype=`` in ``from_pretrained`` treat them like the other weights.
+    """
 
-    def to(self, device=None, dtype=None) -> PromptEmbeddings:
-        return PromptEmbeddings(
-            self.prompt,
-            self.prompt_embeds.to(device=device, dtype=dtype),
-            self.pooled_prompt_embeds.to(device=device, dtype=dtype),
-        )
+    config_name = "config.json"
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write a safetensors file (tensors + the prompt text in the metadata), atomically."""
-        from safetensors.torch import save_file
+    @register_to_config
+    def __init__(self, prompt: str, sequence_length: int, embed_dim: int, pooled_dim: int):
+        super().__init__()
+        self.prompt_embeds = torch.nn.Parameter(torch.zeros(1, sequence_length, embed_dim), requires_grad=False)
+        self.pooled_prompt_embeds = torch.nn.Parameter(torch.zeros(1, pooled_dim), requires_grad=False)
 
-        path = os.fspath(path)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        tensors = {
-            "prompt_embeds": self.prompt_embeds.detach().cpu().contiguous(),
-            "pooled_prompt_embeds": self.pooled_prompt_embeds.detach().cpu().contiguous(),
-        }
-        save_file(tensors, tmp, metadata={"prompt": self.prompt})
-        os.replace(tmp, path)
+    @property
+    def prompt(self) -> str:
+        return self.config.prompt
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> PromptEmbeddings:
-        from safetensors import safe_open
+    def from_tensors(cls, prompt: str, prompt_embeds: torch.Tensor, pooled_prompt_embeds: torch.Tensor) -> PromptCache:
+        if prompt_embeds.ndim != 3 or pooled_prompt_embeds.ndim != 2:
+            raise ValueError(
+                f"expected prompt_embeds 1 x L x D and pooled 1 x P, got {tuple(prompt_embeds.shape)} "
+                f"and {tuple(pooled_prompt_embeds.shape)}"
+            )
+        cache = cls(prompt, prompt_embeds.shape[1], prompt_embeds.shape[2], pooled_prompt_embeds.shape[1])
+        cache.prompt_embeds.data = prompt_embeds[:1].detach().clone()
+        cache.pooled_prompt_embeds.data = pooled_prompt_embeds[:1].detach().clone()
+        return cache
 
-        from safetensors import SafetensorError
-
-        path = os.fspath(path)
-        try:
-            with safe_open(path, framework="pt") as f:
-                prompt = (f.metadata() or {}).get("prompt")
-                keys = set(f.keys())
-                tensors = {k: f.get_tensor(k) for k in keys & {"prompt_embeds", "pooled_prompt_embeds"}}
-        except (OSError, SafetensorError) as err:  # missing, truncated or corrupt file
-            raise ValueError(f"{path}: unreadable prompt cache ({err})") from err
-        missing = {"prompt_embeds", "pooled_prompt_embeds"} - set(tensors)
-        if missing or prompt is None:
-            raise ValueError(f"{path}: not a prompt cache (missing {sorted(missing) or 'prompt metadata'})")
-        return cls(prompt, tensors["prompt_embeds"], tensors["pooled_prompt_embeds"])
+    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(prompt_embeds 1 x L x D, pooled_prompt_embeds 1 x P)``."""
+        return self.prompt_embeds, self.pooled_prompt_embeds
 
 
 @torch.no_grad()
@@ -77,7 +65,7 @@ def encode_prompt(
     tokenizer_2,
     text_encoder_2,
     max_sequence_length: int = DEFAULT_MAX_SEQUENCE_LENGTH,
-) -> PromptEmbeddings:
+) -> PromptCache:
     """Encode ``prompt`` exactly as diffusers' Flux pipelines do (CLIP pooled + T5 sequence)."""
     clip_ids = tokenizer(
         [prompt],
@@ -95,4 +83,4 @@ def encode_prompt(
         return_tensors="pt",
     ).input_ids
     embeds = text_encoder_2(t5_ids.to(text_encoder_2.device), output_hidden_states=False)[0]
-    return PromptEmbeddings(prompt, embeds, pooled)
+    return PromptCache.from_tensors(prompt, embeds, pooled.to(embeds.dtype))

@@ -1,0 +1,108 @@
+"""Reading user images into the pipeline's input form, with clear errors.
+
+Everything becomes a float tensor ``1 x 3 x H x W`` in [0, 1], channel order R, G, B:
+- PIL images of any mode: greyscale (``L``, ``LA``) is replicated to RGB; alpha (``RGBA``,
+  ``LA``, ``P`` with transparency) is dropped; 16-bit (``I;16``, ``I``) is scaled by its
+  full range 65535 to 8-bit levels; float (``F``) is taken as [0, 1]; ``CMYK``/``YCbCr``
+  are converted by PIL.
+- numpy arrays: uint8 or uint16 ``H x W`` / ``H x W x 3`` / ``H x W x 4``.
+- torch tensors: float ``3 x H x W`` or ``B x 3 x H x W`` in [0, 1].
+- ``str`` / ``os.PathLike``: opened with PIL (unreadable or truncated files raise
+  ``ValueError`` naming the file).
+Images smaller than 16 px on a side are rejected (the model works on 16-px tokens).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import PIL.Image
+import torch
+
+MIN_SIDE = 16
+
+
+def open_image(path: str | os.PathLike) -> PIL.Image.Image:
+    """Open and fully decode an image file; ``ValueError`` naming the file if it cannot be read."""
+    try:
+        with PIL.Image.open(path) as img:
+            img.load()  # force decoding now: truncated files fail here, not later
+            return img.copy()
+    except FileNotFoundError:
+        raise ValueError(f"{os.fspath(path)}: no such file") from None
+    except (PIL.UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ValueError(f"{os.fspath(path)}: not a readable image ({err})") from err
+
+
+def _array_to_unit_rgb(arr: np.ndarray, name: str) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        arr = arr.astype(np.float32) / 255.0
+    elif arr.dtype == np.uint16:
+        arr = np.round(arr.astype(np.float64) / 65535.0 * 255.0).astype(np.float32) / 255.0
+    elif arr.dtype in (np.float32, np.float64):
+        if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
+            raise ValueError(f"{name}: float images must be finite and within [0, 1]")
+        arr = arr.astype(np.float32)
+    else:
+        raise ValueError(f"{name}: unsupported pixel type {arr.dtype} (expected uint8, uint16 or float in [0, 1])")
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=-1)
+    elif arr.ndim == 3 and arr.shape[-1] in (1, 2):  # grey (+ alpha)
+        arr = np.repeat(arr[..., :1], 3, axis=-1)
+    elif arr.ndim == 3 and arr.shape[-1] == 4:
+        arr = arr[..., :3]
+    if arr.ndim != 3 or arr.shape[-1] != 3:
+        raise ValueError(f"{name}: expected an H x W x 3 image, got shape {arr.shape}")
+    return arr
+
+
+def pil_to_unit_rgb(img: PIL.Image.Image, name: str = "image") -> np.ndarray:
+    """A PIL image of any mode -> float32 ``H x W x 3`` in [0, 1]."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img).astype(np.float64)
+        arr = np.clip(arr, 0, 65535).astype(np.uint16)
+        return _array_to_unit_rgb(arr, name)
+    if img.mode == "F":
+        return _array_to_unit_rgb(np.asarray(img, dtype=np.float32), name)
+    return _array_to_unit_rgb(np.asarray(img.convert("RGB")), name)
+
+
+def _one(item, name: str) -> list[torch.Tensor]:
+    if isinstance(item, (str, os.PathLike)):
+        name = os.fspath(item)
+        item = open_image(item)
+    if isinstance(item, PIL.Image.Image):
+        arrays = [pil_to_unit_rgb(item, name)]
+    elif isinstance(item, np.ndarray):
+        arrays = [_array_to_unit_rgb(item, name)]
+    elif isinstance(item, torch.Tensor):
+        t = item.detach().float().cpu()
+        if t.ndim == 3:
+            t = t[None]
+        if t.ndim != 4 or t.shape[1] != 3:
+            raise ValueError(f"{name}: tensor images must be 3 x H x W or B x 3 x H x W, got {tuple(item.shape)}")
+        if not torch.isfinite(t).all() or t.min() < 0 or t.max() > 1:
+            raise ValueError(f"{name}: tensor images must be finite and within [0, 1]")
+        tensors = list(t.split(1))
+        arrays = None
+    else:
+        raise TypeError(f"{name}: unsupported image type {type(item).__name__}")
+    if arrays is not None:
+        tensors = [torch.from_numpy(a).permute(2, 0, 1)[None].contiguous() for a in arrays]
+    for t in tensors:
+        h, w = t.shape[-2:]
+        if min(h, w) < MIN_SIDE:
+            raise ValueError(f"{name}: image is {w}x{h} px; both sides must be at least {MIN_SIDE} px")
+    return tensors
+
+
+def load_rgb_inputs(image) -> list[torch.Tensor]:
+    """Pipeline input (one image, a list, a batch tensor) -> list of ``1 x 3 x H x W`` in [0, 1]."""
+    items = list(image) if isinstance(image, (list, tuple)) else [image]
+    if not items:
+        raise ValueError("no images given")
+    out: list[torch.Tensor] = []
+    for i, item in enumerate(items):
+        out.extend(_one(item, f"image {i}"))
+    return out

@@ -1,0 +1,306 @@
+"""``Edit2PerceivePipeline``: a diffusers pipeline for single-step dense perception.
+
+One pipeline serves one task (``depth``, ``normal`` or ``matting``); the task and its
+options (e.g. the sqrt depth encoding) are part of the pipeline config and survive
+``save_pretrained`` / ``from_pretrained``. The call follows Marigold's shape: images in,
+an output dataclass with ``prediction`` (and ``latent``) out. Conventions: see
+:mod:`edit2perceive.flow` (sigma = 1 is noise), :mod:`edit2perceive.modeling` (Kontext
+tokens) and the task modules (value ranges, normal axes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL, DiffusionPipeline, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
+from diffusers.utils import BaseOutput
+
+from . import flow, modeling
+from .images import load_rgb_inputs
+from .prompts import DEFAULT_MAX_SEQUENCE_LENGTH, PromptCache, encode_prompt
+from .tasks import Task, get_task
+from .tasks.matting import point_map_image, render_point_map
+
+LATENT_MULTIPLE = 16  # 8x VAE downsampling times 2x2 token packing
+
+
+@dataclass
+class Edit2PerceivePipelineOutput(BaseOutput):
+    """Output of :class:`Edit2PerceivePipeline`.
+
+    Args:
+        prediction: depth ``N x H x W`` in [0, 1] (affine-invariant, in the task's encoding
+            space); normal ``N x H x W x 3`` unit vectors (x right, y up, z toward the viewer);
+            matting ``N x H x W`` alpha in [0, 1]. numpy or torch per ``output_type``. When
+            inputs of different sizes are matched back to their own resolution, a list.
+        latent: ``N x C x h x w`` final latents before decoding (unpacked), at the
+            processing resolution (a list when sizes differ).
+    """
+
+    prediction: np.ndarray | torch.Tensor | list
+    latent: torch.Tensor | list
+
+
+def processing_size(height: int, width: int, processing_resolution: int) -> tuple[int, int]:
+    """Size the model sees: longest side ``processing_resolution`` (0 = native), aspect kept,
+    both sides rounded to the nearest multiple of 16 (at least 16)."""
+    if processing_resolution < 0:
+        raise ValueError(f"processing_resolution must be >= 0, got {processing_resolution}")
+    scale = 1.0 if processing_resolution == 0 else processing_resolution / max(height, width)
+
+    def snap(side: float) -> int:
+        return max(LATENT_MULTIPLE, int(round(side / LATENT_MULTIPLE)) * LATENT_MULTIPLE)
+
+    return snap(height * scale), snap(width * scale)
+
+
+def scale_points(points, src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> np.ndarray:
+    """Map ``(x, y)`` pixel coordinates between image sizes (pixel centres stay centres)."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    sy, sx = dst_hw[0] / src_hw[0], dst_hw[1] / src_hw[1]
+    out = np.empty_like(pts)
+    out[:, 0] = (pts[:, 0] + 0.5) * sx - 0.5
+    out[:, 1] = (pts[:, 1] + 0.5) * sy - 0.5
+    return np.clip(out, 0, [dst_hw[1] - 1, dst_hw[0] - 1])
+
+
+class Edit2PerceivePipeline(DiffusionPipeline):
+    """FLUX.1 Kontext fine-tuned to "edit" an image into a dense map, in one step.
+
+    Components are those of ``FluxKontextPipeline`` plus ``prompt_cache`` (the task prompt's
+    embeddings). With a prompt cache, the text encoders may be ``None``.
+
+    Args:
+        task: ``"depth"``, ``"normal"``, ``"matting"``, a task config dict or a ``Task``.
+        guidance: embedded guidance value (Kontext-dev is guidance-distilled; 1.0 as trained).
+        noise_seed: seed of the fixed base noise (same as in training).
+        default_processing_resolution: longest side used when the call does not say.
+        max_sequence_length: T5 tokens when the prompt has to be encoded.
+    """
+
+    model_cpu_offload_seq = "text_encoder->text_encoder_2->transformer->vae"
+    _optional_components = ["text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "prompt_cache", "scheduler"]
+
+    def __init__(
+        self,
+        transformer: FluxTransformer2DModel,
+        vae: AutoencoderKL,
+        scheduler: FlowMatchEulerDiscreteScheduler | None = None,
+        text_encoder=None,
+        tokenizer=None,
+        text_encoder_2=None,
+        tokenizer_2=None,
+        prompt_cache: PromptCache | None = None,
+        task: str | dict | Task = "depth",
+        guidance: float = modeling.DEFAULT_GUIDANCE,
+        noise_seed: int = flow.DEFAULT_NOISE_SEED,
+        default_processing_resolution: int = 768,
+        max_sequence_length: int = DEFAULT_MAX_SEQUENCE_LENGTH,
+    ):
+        super().__init__()
+        task_obj = get_task(task)
+        if prompt_cache is not None and prompt_cache.prompt != task_obj.prompt:
+            raise ValueError(
+                f"prompt cache holds {prompt_cache.prompt!r} but task {task_obj.name!r} uses {task_obj.prompt!r}"
+            )
+        self.register_modules(
+            transformer=transformer,
+            vae=vae,
+            scheduler=scheduler,
+            text_encoder=text_encoder,
+            tokenizer=tokenizer,
+            text_encoder_2=text_encoder_2,
+            tokenizer_2=tokenizer_2,
+            prompt_cache=prompt_cache,
+        )
+        self.register_to_config(
+            task=task_obj.config(),
+            guidance=float(guidance),
+            noise_seed=int(noise_seed),
+            default_processing_resolution=int(default_processing_resolution),
+            max_sequence_length=int(max_sequence_length),
+        )
+        self.task = task_obj
+
+    # -- prompt -----------------------------------------------------------------------
+    def ensure_prompt_cache(self) -> PromptCache:
+        """The task prompt's embeddings: the stored cache, or encode once and keep it."""
+        if self.prompt_cache is None:
+            missing = [n for n in ("tokenizer", "text_encoder", "tokenizer_2", "text_encoder_2") if getattr(self, n) is None]
+            if missing:
+                raise ValueError(
+                    f"this pipeline has no prompt_cache and no {', '.join(missing)}: give the text encoders "
+                    "once (the embeddings are then cached and saved with the pipeline) or load a saved pipeline"
+                )
+            cache = encode_prompt(
+                self.task.prompt,
+                tokenizer=self.tokenizer,
+                text_encoder=self.text_encoder,
+                tokenizer_2=self.tokenizer_2,
+                text_encoder_2=self.text_encoder_2,
+                max_sequence_length=self.config.max_sequence_length,
+            )
+            self.register_modules(prompt_cache=cache.to(self.transformer.device))
+        return self.prompt_cache
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Save like any diffusers pipeline, with the prompt cache computed first if needed."""
+        if self.prompt_cache is None and self.text_encoder is not None:
+            self.ensure_prompt_cache()
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+    # -- inference --------------------------------------------------------------------
+    def _prepare_points(self, points, images: list) -> list:
+        n_images = len(images)
+        if self.task.num_context_images < 2:
+            if points is not None:
+                raise ValueError(f"points are only used by the matting task, not {self.task.name!r}")
+            return [None] * n_images
+        if points is None:
+            raise ValueError("the matting task needs foreground points: points=[[(x, y), ...]] per image")
+        if len(points) and isinstance(points[0], (int, float, np.integer, np.floating)):
+            raise ValueError("points must be a list of (x, y) pairs per image, e.g. [[(10, 20), (30, 40)]]")
+        if n_images == 1 and len(points) and np.ndim(points[0]) == 1:
+            points = [points]  # a single image's list of (x, y)
+        if len(points) != n_images:
+            raise ValueError(f"got points for {len(points)} images but {n_images} images")
+        out = []
+        for i, pts in enumerate(points):
+            arr = np.asarray(pts, dtype=np.float64).reshape(-1, 2) if len(pts) else np.zeros((0, 2))
+            if len(arr) == 0:
+                raise ValueError(f"image {i}: the matting task needs at least one foreground point")
+            h, w = images[i].shape[-2:]
+            outside = (arr[:, 0] < 0) | (arr[:, 0] > w - 1) | (arr[:, 1] < 0) | (arr[:, 1] > h - 1)
+            if outside.any():
+                x, y = arr[np.argmax(outside)]
+                raise ValueError(f"image {i}: point (x={x:g}, y={y:g}) lies outside the {w}x{h} image")
+            out.append(arr)
+        return out
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        image,
+        num_inference_steps: int = 1,
+        processing_resolution: int | None = None,
+        match_input_resolution: bool = True,
+        points=None,
+        batch_size: int = 1,
+        latents: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        output_type: str = "np",
+        show_progress_bar: bool = True,
+    ) -> Edit2PerceivePipelineOutput:
+        """Predict the task's dense map for one image or a batch.
+
+        Args:
+            image: PIL image, list of PIL images, a uint8 ``H x W x 3`` array, or a float
+                tensor ``B x 3 x H x W`` / ``3 x H x W`` in [0, 1]. Greyscale, RGBA (alpha
+                dropped) and 16-bit images are converted to 8-bit RGB.
+            num_inference_steps: 1 (default) is the single-step estimate; N > 1 runs Euler
+                steps on the linear sigma grid from 1 to 0.
+            processing_resolution: longest side the model sees (aspect kept, sides rounded
+                to multiples of 16); 0 = native; default from the config (768).
+            match_input_resolution: resize the prediction back to each input's size.
+            points: matting only: per image a list of ``(x, y)`` pixel coordinates in the
+                input image.
+            batch_size: images per forward pass (images of equal processing size share one).
+            latents: initial noise ``N x C x h x w`` (unpacked) at the processing size.
+            generator: draw the initial noise from this generator instead of the fixed seed.
+            output_type: ``"np"`` or ``"pt"``.
+        """
+        if output_type not in ("np", "pt"):
+            raise ValueError(f"output_type must be 'np' or 'pt', got {output_type!r}")
+        if int(num_inference_steps) != num_inference_steps or num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        resolution = self.config.default_processing_resolution if processing_resolution is None else processing_resolution
+        images = load_rgb_inputs(image)
+        points = self._prepare_points(points, images)
+        sizes = [processing_size(img.shape[-2], img.shape[-1], resolution) for img in images]
+        if latents is not None:
+            if latents.ndim != 4 or latents.shape[0] != len(images):
+                raise ValueError(f"latents must be N x C x h x w with N = {len(images)}, got {tuple(latents.shape)}")
+            if len(set(sizes)) > 1:
+                raise ValueError("latents can only be given when all images share one processing size")
+
+        prompt_embeds, pooled = self.ensure_prompt_cache().embeddings()
+        device = self._execution_device
+        predictions: list = [None] * len(images)
+        final_latents: list = [None] * len(images)
+
+        order = sorted(range(len(images)), key=lambda i: sizes[i])
+        batches = []
+        for i in order:
+            if batches and sizes[batches[-1][-1]] == sizes[i] and len(batches[-1]) < batch_size:
+                batches[-1].append(i)
+            else:
+                batches.append([i])
+        progress = self.progress_bar(total=len(batches)) if show_progress_bar else None
+        for idx in batches:
+            h, w = sizes[idx[0]]
+            rgb = torch.cat([F.interpolate(images[i], size=(h, w), mode="bilinear", antialias=True, align_corners=False) for i in idx])
+            contexts = [modeling.encode_image(self.vae, (rgb * 2.0 - 1.0).to(device))]
+            if self.task.num_context_images > 1:
+                maps = [
+                    point_map_image(render_point_map(scale_points(points[i], images[i].shape[-2:], (h, w)), h, w))
+                    for i in idx
+                ]
+                contexts.append(modeling.encode_image(self.vae, torch.stack(maps).to(device)))
+            lat_shape = (contexts[0].shape[1], h // 8, w // 8)
+            if latents is not None:
+                noise = latents[idx].to(device=device, dtype=self.transformer.dtype)
+            elif generator is not None:
+                noise = torch.randn((len(idx), *lat_shape), generator=generator, device=generator.device)
+                noise = noise.to(device=device, dtype=self.transformer.dtype)
+            else:
+                noise = flow.base_noise(
+                    lat_shape, seed=self.config.noise_seed, batch_size=len(idx), device=device, dtype=self.transformer.dtype
+                )
+
+            def velocity(x, sigma):
+                return modeling.predict_velocity(
+                    self.transformer, x, sigma, contexts, prompt_embeds, pooled, guidance=self.config.guidance
+                )
+
+            z1 = flow.euler_sample(velocity, noise, flow.sigma_grid(num_inference_steps))
+            pred = self.task.decode(modeling.decode_latents(self.vae, z1).float())
+            for j, i in enumerate(idx):
+                p = pred[j]
+                if match_input_resolution:
+                    p = self._resize_prediction(p, images[i].shape[-2:])
+                predictions[i] = p.cpu()
+                final_latents[i] = z1[j].cpu()
+            if progress is not None:
+                progress.update()
+        if progress is not None:
+            progress.close()
+        self.maybe_free_model_hooks()
+        return self._pack_output(predictions, final_latents, output_type)
+
+    def _resize_prediction(self, pred: torch.Tensor, size) -> torch.Tensor:
+        size = tuple(int(s) for s in size)
+        if tuple(pred.shape[:2]) == size:
+            return pred
+        if pred.ndim == 3:  # normals H x W x 3: interpolate, then back to unit length
+            out = F.interpolate(pred.permute(2, 0, 1)[None], size=size, mode="bilinear", align_corners=False)[0]
+            return F.normalize(out, dim=0, eps=1e-6).permute(1, 2, 0)
+        out = F.interpolate(pred[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
+        return out.clamp(0.0, 1.0)
+
+    @staticmethod
+    def _pack_output(predictions, latents, output_type) -> Edit2PerceivePipelineOutput:
+        def stack(items):
+            if len({tuple(t.shape) for t in items}) == 1:
+                return torch.stack(items)
+            return items
+
+        pred, lat = stack(predictions), stack(latents)
+        if output_type == "np":
+            pred = pred.numpy() if isinstance(pred, torch.Tensor) else [p.numpy() for p in pred]
+        return Edit2PerceivePipelineOutput(prediction=pred, latent=lat)
+
