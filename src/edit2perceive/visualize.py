@@ -1,0 +1,122 @@
+"""Turning predictions into images and files people use.
+
+Colour maps for depth and normals reuse diffusers' ``MarigoldImageProcessor``.
+Inputs are single predictions (no batch axis) in the pipeline's ranges:
+depth ``H x W`` in [0, 1], normals ``H x W x 3`` unit vectors, alpha ``H x W`` in [0, 1].
+
+``write_outputs`` writes every file of one image atomically: all files appear, or (on
+any error) none do.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import PIL.ImageDraw
+from diffusers.pipelines.marigold.marigold_image_processing import MarigoldImageProcessor
+
+
+def _np(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+
+
+def depth_to_color(depth, color_map: str = "Spectral") -> PIL.Image.Image:
+    """Depth in [0, 1] -> colour-mapped RGB (near = low end of the map)."""
+    return MarigoldImageProcessor.visualize_depth([_np(depth).astype(np.float32)], color_map=color_map)[0]
+
+
+def depth_to_png16(depth) -> PIL.Image.Image:
+    """Depth in [0, 1] -> 16-bit greyscale image ``round(value * 65535)`` (mode ``I;16``).
+
+    Not diffusers' ``export_depth_to_16bit_png``: it truncates instead of rounding and
+    passes ``mode=`` to ``Image.fromarray``, which Pillow 13 rejects.
+    """
+    return PIL.Image.fromarray(np.round(np.clip(_np(depth), 0, 1) * 65535).astype(np.uint16))
+
+
+def normals_to_rgb(normals) -> PIL.Image.Image:
+    """Unit normals (x right, y up, z toward the viewer) -> RGB = (n + 1) / 2."""
+    n = np.clip(_np(normals).astype(np.float32), -1, 1)
+    return MarigoldImageProcessor.visualize_normals(n[None])[0]
+
+
+def alpha_to_image(alpha) -> PIL.Image.Image:
+    """Alpha in [0, 1] -> 8-bit greyscale."""
+    return PIL.Image.fromarray(np.round(np.clip(_np(alpha), 0, 1) * 255).astype(np.uint8), mode="L")
+
+
+def cutout(rgb: PIL.Image.Image, alpha) -> PIL.Image.Image:
+    """The input with the predicted alpha as its alpha channel (RGBA)."""
+    a = alpha_to_image(alpha)
+    if a.size != rgb.size:
+        a = a.resize(rgb.size, PIL.Image.BILINEAR)
+    out = rgb.convert("RGB").copy()
+    out.putalpha(a)
+    return out
+
+
+def draw_points(rgb: PIL.Image.Image, points, radius: int | None = None) -> PIL.Image.Image:
+    """Copy of ``rgb`` with the ``(x, y)`` prompt points drawn as red dots."""
+    out = rgb.convert("RGB").copy()
+    draw = PIL.ImageDraw.Draw(out)
+    r = radius or max(2, round(max(out.size) / 100))
+    for x, y in np.asarray(points, dtype=float).reshape(-1, 2):
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=(255, 0, 0), outline=(255, 255, 255))
+    return out
+
+
+def side_by_side(images: list[PIL.Image.Image], gap: int = 4) -> PIL.Image.Image:
+    """Panel of images in a row (each resized to the first one's height), on white."""
+    height = images[0].height
+    resized = [im.convert("RGB").resize((max(1, round(im.width * height / im.height)), height)) for im in images]
+    panel = PIL.Image.new("RGB", (sum(im.width for im in resized) + gap * (len(resized) - 1), height), "white")
+    x = 0
+    for im in resized:
+        panel.paste(im, (x, 0))
+        x += im.width + gap
+    return panel
+
+
+def render_outputs(task: str, rgb: PIL.Image.Image, prediction, points=None) -> dict[str, object]:
+    """All outputs of one prediction: ``{file suffix: PIL image or numpy array}``."""
+    pred = _np(prediction)
+    shown = draw_points(rgb, points) if points is not None else rgb.convert("RGB")
+    if task == "depth":
+        color = depth_to_color(pred)
+        return {"depth.png": color, "depth_16bit.png": depth_to_png16(pred), "depth.npy": pred.astype(np.float32),
+                "panel.png": side_by_side([shown, color])}
+    if task == "normal":
+        color = normals_to_rgb(pred)
+        return {"normal.png": color, "normal.npy": pred.astype(np.float32), "panel.png": side_by_side([shown, color])}
+    if task == "matting":
+        matte = alpha_to_image(pred)
+        return {"alpha.png": matte, "cutout.png": cutout(rgb, pred), "alpha.npy": pred.astype(np.float32),
+                "panel.png": side_by_side([shown, matte])}
+    raise ValueError(f"unknown task {task!r}")
+
+
+def write_outputs(outputs: dict[str, object], output_dir: str | os.PathLike, stem: str) -> list[Path]:
+    """Write ``{stem}_{suffix}`` files for every output, all or nothing.
+
+    Files are first written into a temporary folder inside ``output_dir`` and moved into
+    place only when all of them succeeded.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    final = [output_dir / f"{stem}_{suffix}" for suffix in outputs]
+    with tempfile.TemporaryDirectory(dir=output_dir, prefix=".partial-") as tmp:
+        staged = []
+        for (suffix, value), target in zip(outputs.items(), final):
+            path = Path(tmp) / target.name
+            if isinstance(value, np.ndarray):
+                np.save(path, value)
+            else:
+                value.save(path)
+            staged.append(path)
+        for path, target in zip(staged, final):
+            os.replace(path, target)
+    return final
