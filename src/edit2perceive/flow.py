@@ -196,3 +196,36 @@ def multi_resolution_noise(
     out = out / out.flatten(1).std(dim=1).view(b, 1, 1, 1)
     keep = (s == 0).view(b, 1, 1, 1)
     return torch.where(keep, noise.to(torch.float32), out).to(noise.dtype)
+
+
+SIGMA_SAMPLING_MODES = ("one_and_uniform", "uniform", "logit_normal", "one")
+
+
+def sample_sigmas(
+    batch_size: int,
+    *,
+    mode: str = "one_and_uniform",
+    one_probability: float = 0.5,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Training noise levels, float32 ``(batch_size,)`` in [0, 1].
+
+    The single-step model is only ever queried at sigma = 1, so that point must get real
+    weight (the reference code's weighting is exactly 0 there). Modes:
+    ``"one_and_uniform"`` (default): sigma = 1 with probability ``one_probability``, else
+    uniform in [0, 1); ``"uniform"``; ``"logit_normal"`` (SD3's ``sigmoid(N(0, 1))``);
+    ``"one"``: always 1 (pure single-step regression).
+    """
+    if mode == "one":
+        return torch.ones(batch_size)
+    if mode == "uniform":
+        return torch.rand(batch_size, generator=generator)
+    if mode == "logit_normal":
+        return torch.sigmoid(torch.randn(batch_size, generator=generator))
+    if mode == "one_and_uniform":
+        if not 0.0 <= one_probability <= 1.0:
+            raise ValueError(f"one_probability must be in [0, 1], got {one_probability}")
+        uniform = torch.rand(batch_size, generator=generator)
+        pick_one = torch.rand(batch_size, generator=generator) < one_probability
+        return torch.where(pick_one, torch.ones_like(uniform), uniform)
+    raise ValueError(f"sigma sampling mode must be one of {SIGMA_SAMPLING_MODES}, got {mode!r}")

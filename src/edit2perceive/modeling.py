@@ -109,7 +109,8 @@ def predict_velocity(
     Returns the velocity, unpacked, ``B x C x h x w``, in the transformer's dtype.
     """
     b, _, h, w = latents.shape
-    device, dtype = transformer.device, transformer.dtype
+    core = getattr(transformer, "module", transformer)  # DDP / accelerate wrappers keep the model in .module
+    device, dtype = core.device, core.dtype
     tokens = [pack_latents(latents)]
     ids = [latent_position_ids(h, w, 0, device=device, dtype=dtype)]
     for i, ctx in enumerate(context_latents, start=1):
@@ -126,7 +127,7 @@ def predict_velocity(
 
     timestep = torch.as_tensor(sigma, device=device, dtype=dtype).flatten().expand(b)
     guidance_vec = None
-    if transformer.config.guidance_embeds:
+    if core.config.guidance_embeds:
         guidance_vec = torch.full((b,), float(guidance), device=device, dtype=torch.float32)
 
     out = transformer(

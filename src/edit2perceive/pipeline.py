@@ -82,12 +82,12 @@ class Edit2PerceivePipeline(DiffusionPipeline):
     """
 
     model_cpu_offload_seq = "text_encoder->text_encoder_2->transformer->vae"
-    _optional_components = ["text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "prompt_cache", "scheduler"]
+    _optional_components = ["text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "prompt_cache", "scheduler", "vae"]
 
     def __init__(
         self,
         transformer: FluxTransformer2DModel,
-        vae: AutoencoderKL,
+        vae: AutoencoderKL | None,
         scheduler: FlowMatchEulerDiscreteScheduler | None = None,
         text_encoder=None,
         tokenizer=None,
@@ -212,6 +212,11 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             generator: draw the initial noise from this generator instead of the fixed seed.
             output_type: ``"np"`` or ``"pt"``.
         """
+        if self.vae is None:
+            raise ValueError(
+                "this pipeline has no VAE (shared models leave out the base model's components): load it with "
+                "vae=AutoencoderKL.from_pretrained('black-forest-labs/FLUX.1-Kontext-dev', subfolder='vae')"
+            )
         if output_type not in ("np", "pt"):
             raise ValueError(f"output_type must be 'np' or 'pt', got {output_type!r}")
         if int(num_inference_steps) != num_inference_steps or num_inference_steps < 1:

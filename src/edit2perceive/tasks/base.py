@@ -56,6 +56,8 @@ class Task(ABC):
 
     #: registry name: "depth" | "normal" | "matting"
     name: str
+    #: key of the ground truth in the data's example dict ("depth" | "normal" | "alpha")
+    target_key: str
     #: exact prompt string given to the text encoders
     prompt: str
     #: number of conditioning images (RGB = 1; matting adds the point map = 2)

@@ -84,6 +84,7 @@ class DepthTask(Task):
     """Depth as an "edit": RGB -> a grey image of normalized (sqrt) depth."""
 
     name = "depth"
+    target_key = "depth"
     prompt = DEPTH_PROMPT
     metric = "depth_metrics"
 

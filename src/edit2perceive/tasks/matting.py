@@ -105,6 +105,7 @@ class MattingTask(Task):
     """Alpha matting from an RGB image plus foreground points."""
 
     name = "matting"
+    target_key = "alpha"
     prompt = MATTING_PROMPT
     metric = "matting_metrics"
     num_context_images = 2

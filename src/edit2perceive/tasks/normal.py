@@ -38,6 +38,7 @@ class NormalTask(Task):
     """Surface normals in the camera frame (x right, y up, z toward the viewer)."""
 
     name = "normal"
+    target_key = "normal"
     prompt = NORMAL_PROMPT
     metric = "normal_metrics"
 

@@ -1,0 +1,268 @@
+"""``Edit2PerceiveTrainer``: a ``transformers.Trainer`` that fine-tunes the Kontext DiT.
+
+Objective (METHOD.md), both terms computed every step:
+
+    L = L_FM + lambda * L_cons
+    L_FM   = mean over valid latent positions of (v_theta - (eps - z1))^2
+    L_cons = task.pixel_loss(decode(z1_hat), target, mask),  z1_hat = x_sigma - sigma * v_theta
+    lambda = sg|L_FM| / (sg|L_cons| + 1e-3) * max(0, step / steps_per_epoch - 1)
+
+``L_cons`` back-propagates through the frozen VAE decoder into the DiT. While lambda is 0
+(the first epoch) ``L_cons`` is still computed and logged, without building its graph.
+Only the DiT trains (all of it, or LoRA adapters with ``use_lora``); the VAE and the
+prompt cache are frozen, and the text encoders are never loaded.
+
+Gradient accumulation: the loss is a per-micro-batch mean (``model_accepts_loss_kwargs =
+False``), so the Trainer divides it by the accumulation steps; the accumulated gradient is
+the mean over micro-batches.
+
+Randomness is stateless and resumable: the noise levels and multi-resolution noise of the
+k-th loss evaluation come from a generator seeded by (seed, k, process index); matting
+points from (seed, example, epoch). k is stored in every checkpoint.
+
+Checkpoints: ``checkpoint-N/`` holds a diffusers-loadable pipeline folder (``transformer/``
+or ``transformer_lora/``, ``prompt_cache/``, ``model_index.json``) plus the Trainer's
+optimizer, scheduler, RNG and state files. It is written under ``.staging/`` and renamed
+into place only when complete, with a ``CHECKPOINT_COMPLETE`` marker, so a crash while
+saving never leaves a ``checkpoint-N`` that looks complete but is not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import defaultdict
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import Trainer
+from transformers.trainer_utils import rotate_checkpoints
+
+from .. import flow, modeling
+from ..prompts import PromptCache
+from ..tasks import get_task
+from ..tasks.base import masked_mean
+from ..tasks.matting import point_map_image, point_rng
+from .args import Edit2PerceiveTrainingArguments
+from .collator import Edit2PerceiveCollator
+
+COMPLETE_MARKER = "CHECKPOINT_COMPLETE"
+E2P_STATE_NAME = "e2p_trainer_state.json"
+LORA_DIR = "transformer_lora"
+
+
+def latent_valid_mask(mask: torch.Tensor, factor: int = 8) -> torch.Tensor:
+    """Pixel mask ``B x H x W`` -> latent mask ``B x H/8 x W/8``: valid where at least half of
+    the 8x8 pixel block is valid."""
+    return F.avg_pool2d(mask.float().unsqueeze(1), factor).squeeze(1) >= 0.5
+
+
+class Edit2PerceiveTrainer(Trainer):
+    """Trainer for Edit2Perceive. ``model`` is the ``FluxTransformer2DModel`` (the DiT).
+
+    Args:
+        model: the DiT to fine-tune.
+        args: :class:`Edit2PerceiveTrainingArguments`.
+        vae: the frozen ``AutoencoderKL``.
+        prompt_cache: the task prompt's :class:`PromptCache` (no text encoders needed).
+        Other keyword arguments go to ``transformers.Trainer``.
+    """
+
+    def __init__(self, model, args: Edit2PerceiveTrainingArguments, *, vae, prompt_cache: PromptCache, **kwargs):
+        if not isinstance(args, Edit2PerceiveTrainingArguments):
+            raise TypeError("args must be Edit2PerceiveTrainingArguments")
+        self.task = get_task(args.task, **args.task_options())
+        if prompt_cache.prompt != self.task.prompt:
+            raise ValueError(f"prompt cache holds {prompt_cache.prompt!r}, task {self.task.name!r} needs {self.task.prompt!r}")
+        vae.requires_grad_(False).eval()
+        prompt_cache.requires_grad_(False)
+        if args.use_lora:
+            from peft import LoraConfig
+
+            model.requires_grad_(False)
+            model.add_adapter(
+                LoraConfig(
+                    r=args.lora_rank,
+                    lora_alpha=args.lora_alpha,
+                    init_lora_weights="gaussian",
+                    target_modules=[m.strip() for m in args.lora_target_modules.split(",") if m.strip()],
+                )
+            )
+        else:
+            model.requires_grad_(True)
+        if args.activation_checkpointing or args.gradient_checkpointing:
+            model.enable_gradient_checkpointing()  # diffusers' own switch
+            args.activation_checkpointing = args.gradient_checkpointing = False  # the Trainer must not try its own
+            self.uses_gradient_checkpointing = True
+        else:
+            self.uses_gradient_checkpointing = False
+        kwargs.setdefault("data_collator", Edit2PerceiveCollator(self.task))
+        super().__init__(model=model, args=args, **kwargs)
+        # our loss is already a mean over the micro-batch: let the Trainer scale it for accumulation
+        self.model_accepts_loss_kwargs = False
+        self.vae = vae
+        self.prompt_cache = prompt_cache
+        self.loss_calls = 0
+        self._metrics: dict[str, list[float]] = defaultdict(list)
+        self._steps_per_epoch: int | None = args.steps_per_epoch
+
+    # -- schedule -----------------------------------------------------------------------
+    def steps_per_epoch(self) -> int:
+        if self._steps_per_epoch is None:
+            try:
+                batches = len(self.get_train_dataloader())
+            except TypeError:
+                raise ValueError("the train dataset has no length: set steps_per_epoch for the lambda curriculum") from None
+            self._steps_per_epoch = max(1, batches // self.args.gradient_accumulation_steps)
+        return self._steps_per_epoch
+
+    def lambda_ramp(self, step: int | None = None) -> float:
+        """``max(0, step / steps_per_epoch - 1)``: 0 for the first epoch, then linear."""
+        step = self.state.global_step if step is None else step
+        return max(0.0, step / self.steps_per_epoch() - 1.0)
+
+    def _generator(self) -> torch.Generator:
+        seed = np.random.SeedSequence([self.args.seed, self.loss_calls, self.args.process_index]).generate_state(1)[0]
+        return torch.Generator().manual_seed(int(seed))
+
+    # -- loss -----------------------------------------------------------------------------
+    def _contexts(self, inputs: dict) -> list[torch.Tensor]:
+        contexts = [modeling.encode_image(self.vae, inputs["pixel_values"])]
+        if self.task.num_context_images > 1:
+            epoch = self.state.global_step // self.steps_per_epoch()
+            maps = []
+            for key, alpha in zip(inputs["example_keys"].tolist(), inputs["alpha"].cpu().numpy()):
+                _, point_map = self.task.sample_point_map(alpha, point_rng(self.args.seed, key, epoch))
+                maps.append(point_map_image(point_map))
+            contexts.append(modeling.encode_image(self.vae, torch.stack(maps)))
+        return contexts
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        args = self.args
+        device = inputs["pixel_values"].device
+        self.vae.to(device)
+        self.prompt_cache.to(device)
+        generator = self._generator()
+        self.loss_calls += 1
+
+        contexts = self._contexts(inputs)
+        z1 = modeling.encode_image(self.vae, inputs["target"]).float()
+        b = z1.shape[0]
+        eps = flow.base_noise(z1.shape[1:], seed=args.noise_seed, batch_size=b, device=device)
+        sigma = flow.sample_sigmas(b, mode=args.sigma_sampling, one_probability=args.sigma_one_probability, generator=generator)
+        if args.multires_noise:
+            eps = flow.multi_resolution_noise(
+                eps, sigma, strength=args.multires_strength, levels=args.multires_levels,
+                anneal=args.multires_anneal, generator=generator,
+            )
+        sigma = sigma.to(device)
+        x = flow.interpolate(z1, eps, sigma)
+        prompt_embeds, pooled = self.prompt_cache.embeddings()
+        v = modeling.predict_velocity(model, x, sigma, contexts, prompt_embeds, pooled, guidance=args.guidance).float()
+
+        mask = inputs["valid_mask"]
+        loss_fm = masked_mean((v - flow.target_velocity(z1, eps)).pow(2).mean(dim=1), latent_valid_mask(mask))
+        loss = loss_fm
+        metrics = {"loss_fm": loss_fm.item(), "sigma_mean": sigma.mean().item(), "sigma_min": sigma.min().item(),
+                   "sigma_max": sigma.max().item()}
+        if args.pixel_loss:
+            ramp = self.lambda_ramp()
+            z1_hat = flow.one_step_estimate(x, v, sigma)
+            with torch.set_grad_enabled(ramp > 0 and torch.is_grad_enabled()):
+                pixels = modeling.decode_latents(self.vae, z1_hat).float()
+                loss_cons = self.task.pixel_loss(pixels, inputs["target"].float(), mask)
+            lam = ramp * loss_fm.detach().abs() / (loss_cons.detach().abs() + 1e-3)
+            if ramp > 0:
+                loss = loss_fm + lam * loss_cons
+            metrics.update(loss_cons=loss_cons.item(), **{"lambda": float(lam)})
+        for k, val in metrics.items():
+            self._metrics[k].append(val)
+        return (loss, {"velocity": v}) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._metrics:  # training logs: add the means since the last log
+            logs.update({k: float(np.mean(v)) for k, v in self._metrics.items()})
+            self._metrics.clear()
+        super().log(logs, start_time)
+
+    # -- checkpoints --------------------------------------------------------------------
+    def build_pipeline(self, vae=None):
+        """An :class:`Edit2PerceivePipeline` around the current DiT (no text encoders).
+
+        With LoRA the pipeline holds the transformer with its adapters active."""
+        from ..pipeline import Edit2PerceivePipeline
+
+        return Edit2PerceivePipeline(
+            transformer=self.accelerator.unwrap_model(self.model),
+            vae=vae,
+            prompt_cache=self.prompt_cache,
+            task=self.task,
+            guidance=self.args.guidance,
+            noise_seed=self.args.noise_seed,
+            default_processing_resolution=self.args.resolution,
+        )
+
+    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        """Write a diffusers-loadable folder: transformer (or LoRA), prompt cache, pipeline config."""
+        output_dir = output_dir or self.args.output_dir
+        if not self.args.should_save:
+            return
+        os.makedirs(output_dir, exist_ok=True)
+        pipe = self.build_pipeline()
+        if self.args.use_lora:
+            transformer = pipe.transformer
+            pipe.register_modules(transformer=None)  # the base DiT is not ours to re-save
+            pipe.save_pretrained(output_dir)
+            transformer.save_lora_adapter(os.path.join(output_dir, LORA_DIR))
+            pipe.register_modules(transformer=transformer)
+        else:
+            pipe.save_pretrained(output_dir)
+        torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
+
+    def _save_checkpoint(self, model, trial) -> None:
+        run_dir = self._get_output_dir(trial=trial)
+        name = f"checkpoint-{self.state.global_step}"
+        staging_root = os.path.join(run_dir, ".staging")
+        real_get_output_dir = self._get_output_dir
+        self._get_output_dir = lambda trial=None: staging_root  # the Trainer writes everything under staging
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._get_output_dir = real_get_output_dir
+        self.accelerator.wait_for_everyone()  # every rank has written its RNG state
+        if self.args.should_save:
+            staged, final = os.path.join(staging_root, name), os.path.join(run_dir, name)
+            with open(os.path.join(staged, E2P_STATE_NAME), "w") as f:
+                json.dump({"loss_calls": self.loss_calls, "steps_per_epoch": self.steps_per_epoch()}, f)
+            open(os.path.join(staged, COMPLETE_MARKER), "w").close()
+            if os.path.exists(final):
+                shutil.rmtree(final)
+            os.replace(staged, final)
+            shutil.rmtree(staging_root, ignore_errors=True)
+            rotate_checkpoints(
+                output_dir=run_dir, save_total_limit=self.args.save_total_limit,
+                best_model_checkpoint=self.state.best_model_checkpoint,
+            )
+        self.accelerator.wait_for_everyone()
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        if not os.path.exists(os.path.join(resume_from_checkpoint, COMPLETE_MARKER)):
+            raise ValueError(f"{resume_from_checkpoint}: incomplete checkpoint (no {COMPLETE_MARKER} marker)")
+        model = self.accelerator.unwrap_model(model or self.model)
+        if self.args.use_lora:
+            from peft.utils import set_peft_model_state_dict
+            from safetensors.torch import load_file
+
+            state = load_file(os.path.join(resume_from_checkpoint, LORA_DIR, "pytorch_lora_weights.safetensors"))
+            result = set_peft_model_state_dict(model, state, adapter_name="default")
+            if getattr(result, "unexpected_keys", None):
+                raise ValueError(f"{resume_from_checkpoint}: LoRA keys do not match the model: {result.unexpected_keys[:5]}")
+        else:
+            saved = type(model).from_pretrained(os.path.join(resume_from_checkpoint, "transformer"), torch_dtype=model.dtype)
+            model.load_state_dict(saved.state_dict())
+        with open(os.path.join(resume_from_checkpoint, E2P_STATE_NAME)) as f:
+            state = json.load(f)
+        self.loss_calls = int(state["loss_calls"])
+        self._steps_per_epoch = self.args.steps_per_epoch or int(state["steps_per_epoch"])
