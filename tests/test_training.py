@@ -1,0 +1,201 @@
+"""Edit2PerceiveTrainer: objective, lambda curriculum, frozen parts, accumulation, checkpoints, resume."""
+
+import os
+from dataclasses import fields
+
+import numpy as np
+import pytest
+import torch
+from transformers import TrainingArguments
+
+from edit2perceive.prompts import encode_prompt
+from edit2perceive.tasks import get_task
+from edit2perceive.testing import tiny_kontext_components
+from edit2perceive.training import Edit2PerceiveTrainer, Edit2PerceiveTrainingArguments
+from edit2perceive.training.trainer import COMPLETE_MARKER
+
+SIZE = 32
+
+
+def make_data(n=16, task="depth", seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        ex = {"rgb": (rng.random((SIZE, SIZE, 3)) * 255).astype(np.uint8),
+              "valid_mask": rng.random((SIZE, SIZE)) > 0.1, "meta": {"id": f"{task}-{i}"}}
+        ex["depth"] = rng.uniform(1, 5, (SIZE, SIZE)).astype(np.float32)
+        alpha = np.zeros((SIZE, SIZE), np.float32)
+        alpha[8:24, 8:24] = 1.0
+        ex["alpha"] = alpha
+        out.append(ex)
+    return out
+
+
+def make_trainer(tmp_path, task="depth", data=None, components=None, **overrides):
+    c = components or tiny_kontext_components(seed=0)
+    t = get_task(task)
+    cache = encode_prompt(t.prompt, **{k: c[k] for k in ("tokenizer", "text_encoder", "tokenizer_2", "text_encoder_2")})
+    kw = dict(output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, max_steps=6, learning_rate=1e-3,
+              report_to=[], resolution=SIZE, use_cpu=True, seed=0, disable_tqdm=True, logging_steps=1,
+              save_strategy="no", task=task, lr_scheduler_type="constant")
+    kw.update(overrides)
+    args = Edit2PerceiveTrainingArguments(**kw)
+    return Edit2PerceiveTrainer(c["transformer"], args, vae=c["vae"], prompt_cache=cache,
+                                train_dataset=data if data is not None else make_data(task=task)), c
+
+
+def test_every_argument_has_help():
+    ours = {f.name for f in fields(Edit2PerceiveTrainingArguments)} - {f.name for f in fields(TrainingArguments)}
+    assert {"task", "pixel_loss", "sigma_sampling", "multires_noise", "noise_seed", "guidance", "use_lora"} <= ours
+    for f in fields(Edit2PerceiveTrainingArguments):
+        if f.name in ours:
+            assert f.metadata.get("help"), f.name
+    with pytest.raises(ValueError, match="multiple of 16"):
+        Edit2PerceiveTrainingArguments(output_dir="x", resolution=30, report_to=[])
+
+
+def test_loss_is_fm_plus_lambda_cons(tmp_path):
+    trainer, _ = make_trainer(tmp_path, steps_per_epoch=4)
+    batch = trainer.data_collator(make_data(4))
+    model = trainer.model
+    # first epoch: lambda = 0, L_cons still computed and logged, loss = L_FM
+    trainer.state.global_step = 2
+    loss = trainer.compute_loss(model, batch)
+    m = {k: v[-1] for k, v in trainer._metrics.items()}
+    assert m["lambda"] == 0.0 and m["loss_cons"] > 0
+    assert loss.item() == pytest.approx(m["loss_fm"], rel=1e-6)
+    # step 10 of 4 per epoch: ramp = 10 / 4 - 1 = 1.5
+    trainer.state.global_step = 10
+    assert trainer.lambda_ramp() == 1.5
+    loss = trainer.compute_loss(model, batch)
+    m = {k: v[-1] for k, v in trainer._metrics.items()}
+    expected_lambda = 1.5 * abs(m["loss_fm"]) / (abs(m["loss_cons"]) + 1e-3)
+    assert m["lambda"] == pytest.approx(expected_lambda, rel=1e-5)
+    assert loss.item() == pytest.approx(m["loss_fm"] + expected_lambda * m["loss_cons"], rel=1e-5)
+
+
+def test_pixel_loss_gradient_reaches_the_dit_through_the_decoder(tmp_path):
+    trainer, c = make_trainer(tmp_path, steps_per_epoch=1, sigma_sampling="one", multires_noise=False)
+    batch = trainer.data_collator(make_data(2))
+    trainer.state.global_step = 3  # lambda > 0
+
+    def grads(pixel_loss):
+        trainer.args.pixel_loss = pixel_loss
+        trainer.model.zero_grad()
+        trainer.compute_loss(trainer.model, batch).backward()
+        return torch.cat([p.grad.flatten() for p in trainer.model.parameters() if p.grad is not None])
+
+    with_pixel, fm_only = grads(True), grads(False)
+    assert (with_pixel - fm_only).abs().max() > 1e-6
+    assert all(p.grad is None for p in c["vae"].parameters())  # the decoder is frozen
+
+
+def test_only_the_dit_trains(tmp_path):
+    trainer, c = make_trainer(tmp_path, max_steps=2)
+    vae_before = {k: v.clone() for k, v in c["vae"].state_dict().items()}
+    dit_before = {k: v.clone() for k, v in c["transformer"].state_dict().items()}
+    trainer.train()
+    assert all(torch.equal(v, c["vae"].state_dict()[k]) for k, v in vae_before.items())
+    assert any(not torch.equal(v, c["transformer"].state_dict()[k]) for k, v in dit_before.items())
+    logged = trainer.state.log_history[0]
+    assert {"loss", "loss_fm", "loss_cons", "lambda", "sigma_mean", "sigma_min", "sigma_max"} <= set(logged)
+
+
+def test_lora_trains_only_adapters(tmp_path):
+    trainer, c = make_trainer(tmp_path, max_steps=2, use_lora=True, lora_rank=4, lora_alpha=4,
+                              save_strategy="steps", save_steps=2)
+    base_before = {k: v.clone() for k, v in c["transformer"].state_dict().items() if "lora" not in k}
+    trainer.train()
+    state = c["transformer"].state_dict()
+    assert all(torch.equal(v, state[k]) for k, v in base_before.items())
+    trainable = [n for n, p in c["transformer"].named_parameters() if p.requires_grad]
+    assert trainable and all("lora" in n for n in trainable)
+    ckpt = tmp_path / "out" / "checkpoint-2"
+    assert (ckpt / "transformer_lora" / "pytorch_lora_weights.safetensors").exists()
+    assert not (ckpt / "transformer").exists()  # the base DiT is not re-saved
+
+
+def test_gradient_accumulation_matches_the_large_batch(tmp_path):
+    common = dict(max_steps=1, sigma_sampling="one", multires_noise=False, pixel_loss=False,
+                  optim="sgd", learning_rate=0.5, dataloader_drop_last=True)
+    data = make_data(4)
+    for m in data:
+        m["valid_mask"][:] = True  # equal valid counts: the mean of micro-batch means is the batch mean
+    big, c_big = make_trainer(tmp_path / "a", data=data, per_device_train_batch_size=4, **common)
+    big.args.data_seed = None
+    big.train()
+    acc, c_acc = make_trainer(tmp_path / "b", data=data, per_device_train_batch_size=2,
+                              gradient_accumulation_steps=2, **common)
+    acc.train()
+    for k, v in c_big["transformer"].state_dict().items():
+        torch.testing.assert_close(v, c_acc["transformer"].state_dict()[k], atol=2e-5, rtol=1e-4)
+
+
+def test_resume_reproduces_the_uninterrupted_run(tmp_path):
+    common = dict(max_steps=8, save_strategy="steps", save_steps=4, steps_per_epoch=2)
+    full, c_full = make_trainer(tmp_path / "full", **common)
+    full.train()
+    first, _ = make_trainer(tmp_path / "part", **{**common, "max_steps": 8})
+    # interrupt: train to step 4 only, keeping the same schedule (max_steps 8) for the LR scheduler
+    first.add_callback(_StopAt(4))
+    first.train()
+    ckpt = tmp_path / "part" / "out" / "checkpoint-4"
+    assert (ckpt / COMPLETE_MARKER).exists()
+    resumed, c_res = make_trainer(tmp_path / "part", **common)
+    resumed.train(resume_from_checkpoint=str(ckpt))
+    assert resumed.state.global_step == 8 and resumed.loss_calls == full.loss_calls
+    for k, v in c_full["transformer"].state_dict().items():
+        torch.testing.assert_close(v, c_res["transformer"].state_dict()[k], atol=1e-5, rtol=1e-4)
+
+
+class _StopAt:
+    def __init__(self, step):
+        self.step = step
+
+    def __getattr__(self, name):  # a TrainerCallback that only acts on on_step_end
+        return lambda *a, **k: None
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= self.step:
+            control.should_training_stop = True
+        return control
+
+
+def test_crash_while_saving_leaves_no_complete_looking_checkpoint(tmp_path, monkeypatch):
+    trainer, _ = make_trainer(tmp_path, max_steps=2, save_strategy="steps", save_steps=2)
+
+    def broken_save(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(trainer, "_save_optimizer_and_scheduler", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        trainer.train()
+    out = tmp_path / "out"
+    assert not any(n.startswith("checkpoint-") for n in os.listdir(out))
+    partial = out / ".staging" / "checkpoint-2"
+    assert partial.exists() and not (partial / COMPLETE_MARKER).exists()
+    with pytest.raises(ValueError, match="incomplete checkpoint"):
+        trainer._load_from_checkpoint(str(partial))
+
+
+def test_checkpoint_is_a_loadable_pipeline(tmp_path):
+    from edit2perceive import Edit2PerceivePipeline
+
+    trainer, c = make_trainer(tmp_path, max_steps=2, save_strategy="steps", save_steps=2, task="matting",
+                              data=make_data(task="matting"))
+    trainer.train()
+    pipe = Edit2PerceivePipeline.from_pretrained(tmp_path / "out" / "checkpoint-2", vae=c["vae"])
+    assert pipe.task.name == "matting" and pipe.text_encoder is None
+    pipe.set_progress_bar_config(disable=True)
+    out = pipe(np.zeros((SIZE, SIZE, 3), np.uint8), points=[[(16, 16)]])
+    assert out.prediction.shape == (1, SIZE, SIZE)
+
+
+def test_adamw_8bit_runs(tmp_path):
+    pytest.importorskip("bitsandbytes")
+    trainer, _ = make_trainer(tmp_path, max_steps=1, optim="adamw_bnb_8bit")
+    trainer.train()
+    opt = getattr(trainer.optimizer, "optimizer", trainer.optimizer)
+    assert type(opt).__module__.startswith("bitsandbytes")
+    states = [t for s in opt.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
+    assert any(t.dtype == torch.uint8 for t in states)  # real 8-bit moments for the large matrices
