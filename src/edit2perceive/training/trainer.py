@@ -105,6 +105,7 @@ class Edit2PerceiveTrainer(Trainer):
         self.vae = vae
         self.prompt_cache = prompt_cache
         self.loss_calls = 0
+        self.seen_example_keys: list[int] = []  # per process: shows how data was sharded
         self._metrics: dict[str, list[float]] = defaultdict(list)
         self._steps_per_epoch: int | None = args.steps_per_epoch
 
@@ -146,6 +147,8 @@ class Edit2PerceiveTrainer(Trainer):
         self.prompt_cache.to(device)
         generator = self._generator()
         self.loss_calls += 1
+        if model.training:
+            self.seen_example_keys.extend(inputs["example_keys"].tolist())
 
         contexts = self._contexts(inputs)
         z1 = modeling.encode_image(self.vae, inputs["target"]).float()
