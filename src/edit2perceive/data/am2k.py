@@ -1,0 +1,40 @@
+"""AM-2k animal matting (Li et al., GFM, IJCV 2022): real photos with alpha mattes.
+
+Facts used (GFM release, Edit2Perceive split files): ``train/original/m_<hash>.jpg`` with
+``train/mask/m_<hash>.png`` (alpha matte); ``validation/original``, ``validation/mask`` and
+``validation/trimap`` for validation.
+"""
+
+from __future__ import annotations
+
+from .base import Reader
+from .example import BadSampleError, make_example
+from .formats import read_matte, read_rgb, require
+
+_SPLITS = {"train": "train", "validation": "validation"}
+
+
+class AM2kReader(Reader):
+    """AM-2k images with ``alpha``."""
+
+    name = "am2k"
+    targets = ("alpha",)
+    layout_help = "  ROOT/train/original/m_xxxx.jpg + ROOT/train/mask/m_xxxx.png (validation/... for split='validation')"
+
+    def __init__(self, root, *, split: str = "train", **kwargs):
+        if split not in _SPLITS:
+            raise ValueError(f"am2k split must be 'train' or 'validation', got {split!r}")
+        self.split = split
+        super().__init__(root, **kwargs)
+
+    def _list_records(self):
+        base = self.root / _SPLITS[self.split]
+        return [{"id": p.stem, "file": str(p), "mask": str(base / "mask" / f"{p.stem}.png")}
+                for p in (base / "original").glob("*.jpg")]
+
+    def load(self, r):
+        rgb = read_rgb(require(r["file"]))
+        alpha = read_matte(require(r["mask"]))
+        if alpha.shape != rgb.shape[:2]:
+            raise BadSampleError(f"{r['mask']}: alpha shape {alpha.shape} != image {rgb.shape[:2]}")
+        return make_example(rgb, meta=self.meta(r, alpha_file=r["mask"]), alpha=alpha)

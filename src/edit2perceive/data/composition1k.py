@@ -1,0 +1,58 @@
+"""Composition-1k (Adobe Deep Image Matting dataset, Xu et al., CVPR 2017).
+
+Facts used (the dataset's README and compositing script):
+
+- ``Combined_Dataset/Training_set/{Adobe-licensed images,Other}/{fg,alpha}/<name>`` with
+  ``Training_set/training_fg_names.txt`` and ``training_bg_names.txt`` (MSCOCO train2014
+  backgrounds, 100 per foreground, listed in foreground order);
+  ``Test_set/Adobe-licensed images/{fg,alpha,trimaps}`` with ``test_fg_names.txt`` and
+  ``test_bg_names.txt`` (PASCAL VOC backgrounds, 20 per foreground).
+- Compositing: the background is scaled up (bicubic) to cover the foreground, cropped at the top
+  left, and ``alpha * fg + (1 - alpha) * bg``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .compositing import CompositeMattingReader, list_images
+
+_SPLITS = {"train": ("Training_set", "training"), "test": ("Test_set", "test")}
+_GROUPS = ("Adobe-licensed images", "Other")
+
+
+class Composition1kReader(CompositeMattingReader):
+    """Composition-1k composites with ``alpha``. ``background_dir``: COCO train2014 / VOC images."""
+
+    name = "composition1k"
+    layout_help = (
+        "  ROOT/[Combined_Dataset/]Training_set/Adobe-licensed images/{fg,alpha}/<name>.png (+ Other/{fg,alpha})\n"
+        "  ROOT/[Combined_Dataset/]Training_set/training_fg_names.txt, training_bg_names.txt\n"
+        "  ROOT/[Combined_Dataset/]Test_set/Adobe-licensed images/{fg,alpha}, test_fg_names.txt, test_bg_names.txt"
+    )
+
+    def __init__(self, root, *, split: str = "train", **kwargs):
+        if split not in _SPLITS:
+            raise ValueError(f"composition1k split must be 'train' or 'test', got {split!r}")
+        self.split = split
+        super().__init__(root, **kwargs)
+        base = self.root / "Combined_Dataset" if (self.root / "Combined_Dataset").is_dir() else self.root
+        self.split_dir = base / _SPLITS[split][0]
+
+    def _foregrounds(self):
+        prefix = _SPLITS[self.split][1]
+        names_file = self.split_dir / f"{prefix}_fg_names.txt"
+        groups = [self.split_dir / g for g in _GROUPS if (self.split_dir / g).is_dir()]
+        if names_file.is_file():
+            pairs = []
+            for name in filter(None, (n.strip() for n in names_file.read_text().splitlines())):
+                group = next((g for g in groups if (g / "fg" / name).is_file()), groups[0] if groups else self.split_dir)
+                pairs.append((group / "fg" / name, group / "alpha" / name))
+            return pairs
+        return [(fg, g / "alpha" / fg.name) for g in groups for fg in list_images(g / "fg")]
+
+    def _background_names(self):
+        path = Path(self.split_dir) / f"{_SPLITS[self.split][1]}_bg_names.txt"
+        if not path.is_file():
+            return None
+        return [n.strip() for n in path.read_text().splitlines() if n.strip()]

@@ -1,0 +1,288 @@
+"""Synthetic scenes: a tiny vectorized ray caster, the embedded default training data.
+
+Each scene: a pinhole camera (random FOV, height, pitch, roll, yaw) above a ground plane, a back
+wall (sometimes with sky above it), sometimes a side wall, boxes, spheres and a tilted
+rectangle, plus a foreground sphere. Targets are exact:
+
+- ``depth``: planar depth (z along the optical axis) of the first hit of each pixel's ray;
+- ``normal``: the analytic surface normal there, camera frame x right, y up, z toward the
+  viewer, oriented toward the camera;
+- ``alpha``: the foreground sphere's coverage with an anti-aliased, feathered edge (the 0.5
+  contour is the exact silhouette); ``rgb`` is the composite ``alpha * fg + (1 - alpha) * bg``
+  of the Lambert-shaded, procedurally textured foreground and background renders;
+- ``valid_mask``: False only on sky pixels (no surface: depth 0, normal (0, 0, 1)).
+
+``meta`` holds the intrinsics and ``surfaces``: every surface in camera coordinates (planes as
+``(normal, offset)`` with ``normal . p = offset``; spheres as ``(center, radius)``), so tests can
+verify the geometry independently. Deterministic by seed (``numpy.random.default_rng((seed, i))``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .example import make_example
+from .geometry import pixel_rays
+
+SKY_TOP, SKY_BOTTOM = np.array([0.35, 0.55, 0.9]), np.array([0.8, 0.88, 0.97])
+
+
+def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """World-from-camera rotation: yaw about y, pitch about x (negative = look down), roll about z."""
+    cy, sy, cp, sp, cr, sr = math.cos(yaw), math.sin(yaw), math.cos(pitch), math.sin(pitch), math.cos(roll), math.sin(roll)
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rx = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
+    rz = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
+    return ry @ rx @ rz
+
+
+class _Canvas:
+    """Z-buffer over the image: keeps, per pixel, the nearest hit's depth, world normal and albedo."""
+
+    def __init__(self, rays_w: np.ndarray):
+        self.rays = rays_w
+        shape = rays_w.shape[:2]
+        self.t = np.full(shape, np.inf, rays_w.dtype)
+        self.normal = np.zeros((*shape, 3), rays_w.dtype)
+        self.albedo = np.zeros((*shape, 3), rays_w.dtype)
+
+    def add(self, t, hit, normal, albedo_fn):
+        """Keep the hits nearer than the current ones; ``normal``: (3,) or callable(points) -> (n, 3)."""
+        idx = np.nonzero(hit & (t > 1e-6) & (t < self.t))
+        if not idx[0].size:
+            return
+        t_new = t[idx]
+        points = t_new[:, None] * self.rays[idx]
+        self.t[idx] = t_new
+        self.normal[idx] = normal(points) if callable(normal) else normal
+        self.albedo[idx] = albedo_fn(points)
+
+
+def _checker(points, axes, period, c1, c2):
+    a, b = axes
+    parity = (np.floor(points[..., a] / period) + np.floor(points[..., b] / period)) % 2
+    return np.where(parity[..., None] > 0, c1, c2)
+
+
+def _stripes(points, axis, period, c1, c2):
+    w = 0.5 + 0.5 * np.sin(2 * np.pi * points[..., axis] / period)
+    return c1 * w[..., None] + c2 * (1 - w[..., None])
+
+
+def _spots(points, freq, c1, c2):
+    w = 0.5 + 0.5 * np.sin(freq * points[..., 0]) * np.sin(freq * points[..., 1]) * np.sin(freq * points[..., 2])
+    return c1 * w[..., None] + c2 * (1 - w[..., None])
+
+
+def _plane(canvas, normal, offset, albedo_fn, extent=None):
+    """Plane ``normal . p = offset`` (world); ``extent(points) -> bool`` limits it to a patch."""
+    denom = canvas.rays @ normal
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = offset / denom
+    hit = np.abs(denom) > 1e-9
+    if extent is not None:
+        hit &= extent(np.where(hit, t, 0.0)[..., None] * canvas.rays)
+    canvas.add(t, hit, normal, albedo_fn)
+
+
+def _sphere_hit(rays, center, radius):
+    """Nearest positive ``t`` of ray ``t * rays`` hitting the sphere, and the hit mask."""
+    a = rays[..., 0] ** 2 + rays[..., 1] ** 2 + rays[..., 2] ** 2
+    b = rays @ center
+    c = center @ center - radius**2
+    disc = b * b - a * c
+    hit = disc >= 0
+    t = (b - np.sqrt(np.where(hit, disc, 0.0))) / a
+    return t, hit & (t > 0)
+
+
+def _sphere(canvas, center, radius, albedo_fn):
+    t, hit = _sphere_hit(canvas.rays, center, radius)
+    canvas.add(t, hit, lambda p: (p - center) / radius, albedo_fn)
+
+
+def _box(canvas, lo, hi, albedo_fn):
+    """Axis-aligned box (slab method): entry distance and the normal of the entry face."""
+    t_near = np.full(canvas.t.shape, -np.inf)
+    t_far = np.full(canvas.t.shape, np.inf)
+    for k in range(3):
+        d = canvas.rays[..., k]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t1, t2 = lo[k] / d, hi[k] / d
+        near, far = np.minimum(t1, t2), np.maximum(t1, t2)
+        t_near = np.maximum(t_near, near)
+        t_far = np.minimum(t_far, far)
+    hit = (t_near <= t_far) & (t_near > 0)
+
+    def entry_normal(points):
+        # the entry face is the one whose slab bound the point lies on
+        dist = np.minimum(np.abs(points - lo), np.abs(points - hi))
+        k = dist.argmin(-1)
+        n = np.zeros_like(points)
+        center = (lo + hi) / 2
+        n[np.arange(len(k)), k] = np.sign(points[np.arange(len(k)), k] - center[k])
+        return n
+
+    canvas.add(t_near, hit, entry_normal, albedo_fn)
+
+
+def _color(rng, lo=0.15, hi=0.95):
+    return rng.uniform(lo, hi, 3)
+
+
+def render_scene(seed, size=(64, 96)) -> dict:
+    """Render one synthetic scene (an example dict) of ``size = (height, width)``."""
+    rng = np.random.default_rng(seed)
+    height, width = int(size[0]), int(size[1])
+    hfov = math.radians(rng.uniform(50, 75))
+    f = (width / 2.0) / math.tan(hfov / 2.0)
+    intrinsics = (f, f, (width - 1) / 2.0, (height - 1) / 2.0)
+    R = _rotation(math.radians(rng.uniform(-15, 15)), math.radians(-rng.uniform(0, 15)), math.radians(rng.uniform(-5, 5)))
+    rays_cam = pixel_rays(height, width, intrinsics).astype(np.float32)
+    rays_w = rays_cam @ R.T  # world direction of each pixel ray; point = depth * ray
+    canvas = _Canvas(rays_w)
+    cam_h = rng.uniform(1.0, 1.8)
+    wall_d = rng.uniform(6.0, 14.0)
+    surfaces = []
+
+    def add_plane(n_w, offset, fn, extent=None):
+        n_w = np.asarray(n_w, float)
+        _plane(canvas, n_w, offset, fn, extent)
+        surfaces.append({"type": "plane", "normal": (R.T @ n_w).tolist(), "offset": float(offset)})
+
+    def add_sphere(center, radius, fn):
+        _sphere(canvas, center, radius, fn)
+        surfaces.append({"type": "sphere", "center": (R.T @ center).tolist(), "radius": float(radius)})
+
+    c1, c2, period = _color(rng), _color(rng), rng.uniform(0.3, 1.0)
+    add_plane([0, 1, 0], -cam_h, lambda p: _checker(p, (0, 2), period, c1, c2))
+    sky = rng.random() < 0.5
+    wall_top = rng.uniform(1.0, 3.0) if sky else np.inf
+    w1, w2, wp = _color(rng), _color(rng), rng.uniform(0.2, 0.8)
+    add_plane([0, 0, 1], -wall_d, lambda p: _stripes(p, 0, wp, w1, w2), extent=lambda p: p[..., 1] < wall_top)
+    if rng.random() < 0.5:
+        side = rng.choice([-1.0, 1.0])
+        sx = rng.uniform(2.5, 5.0)
+        s1, s2 = _color(rng), _color(rng)
+        add_plane([-side, 0, 0], -sx, lambda p: _stripes(p, 1, 0.5, s1, s2), extent=lambda p: p[..., 1] < wall_top)
+    for _ in range(rng.integers(1, 4)):
+        half = rng.uniform([0.2, 0.2, 0.2], [0.8, 0.9, 0.8])
+        center = np.array([rng.uniform(-3, 3), -cam_h + half[1], -rng.uniform(3.0, wall_d - 1.0)])
+        b1, b2, bp = _color(rng), _color(rng), rng.uniform(0.1, 0.4)
+        _box(canvas, center - half, center + half, lambda p, b1=b1, b2=b2, bp=bp: _checker(p, (0, 1), bp, b1, b2))
+        surfaces.append({"type": "box", "lo": (center - half).tolist(), "hi": (center + half).tolist()})
+    for _ in range(rng.integers(0, 3)):
+        r = rng.uniform(0.2, 0.7)
+        center = np.array([rng.uniform(-3, 3), -cam_h + r, -rng.uniform(3.0, wall_d - 1.0)])
+        q1, q2, fq = _color(rng), _color(rng), rng.uniform(4, 12)
+        add_sphere(center, r, lambda p, q1=q1, q2=q2, fq=fq: _spots(p, fq, q1, q2))
+    if rng.random() < 0.5:  # tilted rectangle
+        n = rng.normal(size=3)
+        n[2] = abs(n[2]) + 0.5
+        n /= np.linalg.norm(n)
+        u = np.cross(n, [0.0, 1.0, 0.0])
+        u /= np.linalg.norm(u)
+        v = np.cross(n, u)
+        center = np.array([rng.uniform(-2, 2), rng.uniform(-cam_h + 0.5, 1.0), -rng.uniform(3.0, wall_d - 1.0)])
+        a, b = rng.uniform(0.4, 1.2, 2)
+        t1, t2 = _color(rng), _color(rng)
+        extent = lambda p, c=center, u=u, v=v, a=a, b=b: (np.abs((p - c) @ u) < a) & (np.abs((p - c) @ v) < b)  # noqa: E731
+        add_plane(n, float(n @ center), lambda p: _stripes(p, 2, 0.3, t1, t2), extent)
+
+    # foreground sphere: placed along a random ray near the image centre
+    fg_ray = R @ np.array([rng.uniform(-0.3, 0.3) * width / f, rng.uniform(-0.3, 0.2) * height / f, -1.0])
+    fg_depth = rng.uniform(2.0, 4.0)
+    fg_radius = rng.uniform(0.12, 0.3) * fg_depth * height / f
+    fg_center = fg_depth * fg_ray
+    light = np.array([rng.uniform(-0.6, 0.6), rng.uniform(0.3, 1.0), rng.uniform(0.2, 1.0)])
+    light /= np.linalg.norm(light)  # camera frame
+    ambient = rng.uniform(0.25, 0.45)
+
+    def shade(albedo, normal_cam):
+        return albedo * (ambient + (1 - ambient) * np.clip(normal_cam @ light, 0.0, 1.0))[..., None]
+
+    hit_any = np.isfinite(canvas.t)
+    normal_bg = canvas.normal @ R  # world -> camera (R^T n, row-vector form)
+    sky_col = SKY_BOTTOM + (SKY_TOP - SKY_BOTTOM) * np.linspace(0, 1, height)[::-1, None, None]
+    bg = np.where(hit_any[..., None], shade(canvas.albedo, normal_bg), np.broadcast_to(sky_col, (height, width, 3)))
+
+    # foreground coverage: signed distance (px) of each ray to the sphere's silhouette
+    unit = rays_w / np.sqrt(rays_w[..., 0] ** 2 + rays_w[..., 1] ** 2 + rays_w[..., 2] ** 2)[..., None]
+    along = unit @ fg_center
+    miss = np.sqrt(np.maximum(fg_center @ fg_center - along * along, 0.0))
+    feather_px = rng.uniform(1.0, 3.0)
+    signed_px = (fg_radius - miss) * f / np.maximum(along, 1e-6)
+    alpha = np.clip(signed_px / feather_px + 0.5, 0.0, 1.0)
+    alpha[along <= 0] = 0.0
+    t_fg, fg_hit = _sphere_hit(rays_w, fg_center, fg_radius)
+    g1, g2, gq = _color(rng, 0.3, 1.0), _color(rng, 0.0, 0.6), rng.uniform(6, 20)
+    idx = np.nonzero(alpha > 0)  # shade the foreground only where it covers something
+    # on the sphere: the hit point; just outside: the ray's nearest point (silhouette normal)
+    fg_point = np.where(fg_hit[idx][:, None], t_fg[idx][:, None] * rays_w[idx], along[idx][:, None] * unit[idx])
+    fg_normal_w = fg_point - fg_center
+    fg_normal_w /= np.maximum(np.sqrt((fg_normal_w * fg_normal_w).sum(-1)), 1e-9)[:, None]
+    rgb = bg
+    a = alpha[idx][:, None]
+    rgb[idx] = a * shade(_spots(fg_point - fg_center, gq, g1, g2), fg_normal_w @ R) + (1 - a) * bg[idx]
+    rgb = (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)
+
+    canvas.add(t_fg, fg_hit, lambda p: (p - fg_center) / fg_radius, lambda p: np.zeros(p.shape))
+    surfaces.append({"type": "sphere", "center": (R.T @ fg_center).tolist(), "radius": float(fg_radius), "foreground": True})
+    valid = np.isfinite(canvas.t)
+    depth = np.where(valid, canvas.t, 0.0).astype(np.float32)
+    normal = canvas.normal @ R
+    normal /= np.maximum(np.sqrt(normal[..., 0] ** 2 + normal[..., 1] ** 2 + normal[..., 2] ** 2), 1e-12)[..., None]
+    flip = (normal[..., 0] * rays_cam[..., 0] + normal[..., 1] * rays_cam[..., 1] + normal[..., 2] * rays_cam[..., 2]) > 0
+    normal = np.where(flip[..., None], -normal, normal).astype(np.float32)
+    meta = {"source": "synthetic", "id": f"synthetic/{seed}", "file": f"synthetic:{seed}", "intrinsics": intrinsics,
+            "surfaces": surfaces, "feather_px": float(feather_px)}
+    return make_example(rgb, meta=meta, depth=depth, normal=normal, alpha=alpha.astype(np.float32), valid_mask=valid)
+
+
+class SyntheticScenes:
+    """``num_samples`` synthetic scenes, deterministic by ``seed`` (scene ``i`` uses seed ``(seed, i)``).
+
+    Iterable (and re-iterable), indexable, and reader-like (``records``, ``iter_records``) so it
+    streams through :func:`edit2perceive.data.streaming.source_dataset` like any dataset.
+    """
+
+    name = "synthetic"
+    targets = ("depth", "normal", "alpha")
+
+    def __init__(self, num_samples: int = 8, size=(64, 96), seed: int = 0):
+        if num_samples < 0:
+            raise ValueError(f"num_samples must be >= 0, got {num_samples}")
+        if len(size) != 2 or min(size) < 8:
+            raise ValueError(f"size must be (height, width) with both >= 8, got {size}")
+        self.num_samples, self.size, self.seed = int(num_samples), (int(size[0]), int(size[1])), int(seed)
+
+    def __len__(self):
+        return self.num_samples
+
+    def __getitem__(self, index: int) -> dict:
+        if not -self.num_samples <= index < self.num_samples:
+            raise IndexError(f"scene {index} out of range for {self.num_samples} scenes")
+        index %= self.num_samples
+        example = render_scene((self.seed, index), self.size)
+        example["meta"]["id"] = f"synthetic/{self.seed}/{index}"
+        return example
+
+    def records(self):
+        return [{"id": str(i), "file": f"synthetic:{self.seed}/{i}", "index": i} for i in range(self.num_samples)]
+
+    def iter_records(self, records):
+        for record in records:
+            yield self[record["index"]]
+
+    def __iter__(self):
+        return (self[i] for i in range(self.num_samples))
+
+    def __repr__(self):
+        return f"SyntheticScenes(num_samples={self.num_samples}, size={self.size}, seed={self.seed})"
+
+
+def synthetic_scenes(num_samples: int = 8, size=(64, 96), seed: int = 0) -> SyntheticScenes:
+    """The embedded default data: ``num_samples`` exact synthetic scenes of ``size = (H, W)``."""
+    return SyntheticScenes(num_samples=num_samples, size=size, seed=seed)
