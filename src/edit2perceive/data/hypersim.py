@@ -54,7 +54,7 @@ def tone_map(rgb: np.ndarray, valid: np.ndarray) -> np.ndarray:
         current = np.percentile(brightness[valid], percentile)
         scale = 0.0 if current < 1e-4 else target ** (1.0 / gamma) / current
     mapped = np.clip(np.power(np.maximum(scale * rgb, 0.0), gamma), 0.0, 1.0)
-    return (mapped * 255.0).astype(np.uint8)
+    return np.round(mapped * 255.0).astype(np.uint8)
 
 
 class HypersimReader(Reader):

@@ -8,8 +8,9 @@ Facts used (Sintel depth SDK; Marigold's sintel normals split):
   the optical axis, scene units). ``.cam``: tag, 3x3 intrinsic K, 3x4 extrinsic (float64).
   Sintel releases no normals: they are computed from the depth by back-projecting with K and
   crossing central differences (``geometry.normals_from_depth``), in our camera frame (x right,
-  y up, z toward the viewer), oriented toward the camera; pixels at depth discontinuities
-  (relative depth jump > ``max_relative_jump`` across the 4-neighbourhood) are invalid.
+  y up, z toward the viewer), oriented toward the camera; pixels at depth discontinuities and
+  creases (where the inverse depth, linear in pixel coordinates on any plane, bends by more than
+  ``crease_tolerance``) are invalid.
   Depth above ``max_depth`` (sky / far backdrops) is invalid.
 - Marigold's preprocessed normals: ``<scene>/frame_NNNN_img.png`` + ``frame_NNNN_normal.npy``
   (float H x W x 3, x right, y up, z toward the viewer; sky pixels have norm < 0.1 -> invalid).
@@ -41,14 +42,14 @@ class SintelReader(Reader):
     )
 
     def __init__(self, root, *, targets=("normal",), pass_name: str = "final", max_depth: float = 1000.0,
-                 max_relative_jump: float = 0.1, **kwargs):
+                 crease_tolerance: float = 0.5, **kwargs):
         super().__init__(root, **kwargs)
         if set(targets) - {"depth", "normal"} or not targets:
             raise ValueError(f"sintel targets must be a subset of ('depth', 'normal'), got {targets}")
         if pass_name not in ("final", "clean"):
             raise ValueError(f"sintel pass_name must be 'final' or 'clean', got {pass_name!r}")
         self.targets, self.pass_name = tuple(targets), pass_name
-        self.max_depth, self.max_relative_jump = max_depth, max_relative_jump
+        self.max_depth, self.crease_tolerance = max_depth, crease_tolerance
 
     def _list_records(self):
         records = []
@@ -102,13 +103,14 @@ class SintelReader(Reader):
         return make_example(rgb, meta=self.meta(r, intrinsics=intrinsics, scene=r["scene"]), valid_mask=valid, **out)
 
     def _smooth(self, depth):
-        """False where the depth jumps by more than ``max_relative_jump`` to a 4-neighbour."""
+        """False at depth discontinuities and creases. On a plane the inverse depth is linear in
+        the pixel coordinates, so its second difference vanishes; a pixel is flagged where the
+        second difference exceeds ``crease_tolerance`` times the sum of the adjacent first ones."""
+        inv = 1.0 / np.maximum(depth.astype(np.float64), 1e-12)
         ok = np.ones(depth.shape, bool)
-        safe = np.maximum(depth, 1e-6)
-        jump_x = np.abs(np.diff(depth, axis=1)) / np.minimum(safe[:, 1:], safe[:, :-1]) > self.max_relative_jump
-        jump_y = np.abs(np.diff(depth, axis=0)) / np.minimum(safe[1:], safe[:-1]) > self.max_relative_jump
-        ok[:, 1:] &= ~jump_x
-        ok[:, :-1] &= ~jump_x
-        ok[1:] &= ~jump_y
-        ok[:-1] &= ~jump_y
+        for axis in (0, 1):
+            a = np.moveaxis(inv, axis, 0)
+            plus, minus = a[2:] - a[1:-1], a[1:-1] - a[:-2]
+            bad = np.abs(plus - minus) > self.crease_tolerance * (np.abs(plus) + np.abs(minus)) + 1e-6 * a[1:-1]
+            np.moveaxis(ok, axis, 0)[1:-1] &= ~bad
         return ok

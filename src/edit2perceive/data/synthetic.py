@@ -12,8 +12,9 @@ rectangle, plus a foreground sphere. Targets are exact:
   of the Lambert-shaded, procedurally textured foreground and background renders;
 - ``valid_mask``: False only on sky pixels (no surface: depth 0, normal (0, 0, 1)).
 
-``meta`` holds the intrinsics and ``surfaces``: every surface in camera coordinates (planes as
-``(normal, offset)`` with ``normal . p = offset``; spheres as ``(center, radius)``), so tests can
+``meta`` holds the intrinsics and ``surfaces``: planes as ``(normal, offset)`` with
+``normal . p = offset`` and spheres as ``(center, radius)`` in camera coordinates; boxes as
+world-frame ``(lo, hi)`` corners with ``p_world = world_from_camera @ p_camera``; so tests can
 verify the geometry independently. Deterministic by seed (``numpy.random.default_rng((seed, i))``).
 """
 
@@ -23,7 +24,7 @@ import math
 
 import numpy as np
 
-from .example import make_example
+from .example import BadDataLog, make_example
 from .geometry import pixel_rays
 
 SKY_TOP, SKY_BOTTOM = np.array([0.35, 0.55, 0.9]), np.array([0.8, 0.88, 0.97])
@@ -237,7 +238,7 @@ def render_scene(seed, size=(64, 96)) -> dict:
     flip = (normal[..., 0] * rays_cam[..., 0] + normal[..., 1] * rays_cam[..., 1] + normal[..., 2] * rays_cam[..., 2]) > 0
     normal = np.where(flip[..., None], -normal, normal).astype(np.float32)
     meta = {"source": "synthetic", "id": f"synthetic/{seed}", "file": f"synthetic:{seed}", "intrinsics": intrinsics,
-            "surfaces": surfaces, "feather_px": float(feather_px)}
+            "surfaces": surfaces, "world_from_camera": R.tolist(), "feather_px": float(feather_px)}
     return make_example(rgb, meta=meta, depth=depth, normal=normal, alpha=alpha.astype(np.float32), valid_mask=valid)
 
 
@@ -257,6 +258,7 @@ class SyntheticScenes:
         if len(size) != 2 or min(size) < 8:
             raise ValueError(f"size must be (height, width) with both >= 8, got {size}")
         self.num_samples, self.size, self.seed = int(num_samples), (int(size[0]), int(size[1])), int(seed)
+        self.bad = BadDataLog()  # never used (renders cannot fail); keeps the reader interface
 
     def __len__(self):
         return self.num_samples
@@ -267,6 +269,7 @@ class SyntheticScenes:
         index %= self.num_samples
         example = render_scene((self.seed, index), self.size)
         example["meta"]["id"] = f"synthetic/{self.seed}/{index}"
+        example["meta"]["file"] = f"synthetic:{self.seed}/{index}"
         return example
 
     def records(self):
