@@ -1,0 +1,110 @@
+"""Predictors: what the runner asks for a prediction of one sample.
+
+A predictor has ``predict(sample, points) -> np.ndarray`` (depth ``H x W``, normals
+``H x W x 3``, alpha ``H x W``; a leading batch axis of 1 is accepted), ``depth_encoding``
+(``"sqrt"``, ``"uniform"``, ``"disparity"``, ``"log"`` or None when unknown) and
+``describe() -> dict`` (recorded in the summary).
+
+- :class:`FunctionPredictor` wraps any callable ``fn(rgb_uint8_HxWx3, points) -> array``.
+- :class:`SavedPredictions` reads ``<folder>/<sample_id>.npy`` (ids as the reader yields
+  them, so ids with ``/`` live in sub-folders); the RGB is never decoded.
+- :class:`PipelinePredictor` loads :class:`edit2perceive.Edit2PerceivePipeline` lazily on
+  first use (``from_pretrained``; a local folder works offline).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .io import Sample
+
+
+class FunctionPredictor:
+    def __init__(self, fn, depth_encoding: str | None = None, name: str | None = None):
+        self.fn = fn
+        self.depth_encoding = depth_encoding
+        self.name = name or getattr(fn, "__name__", type(fn).__name__)
+
+    def predict(self, sample: Sample, points) -> np.ndarray:
+        return np.asarray(self.fn(sample.load_rgb(), points))
+
+    def describe(self) -> dict:
+        return {"kind": "function", "name": self.name, "depth_encoding": self.depth_encoding}
+
+
+class SavedPredictions:
+    """Predictions saved as ``.npy`` files, one per sample (``<folder>/<sample_id>.npy``)."""
+
+    def __init__(self, folder: str | os.PathLike, depth_encoding: str | None = None):
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise FileNotFoundError(f"{self.folder}: predictions folder not found")
+        self.depth_encoding = depth_encoding
+
+    def path_for(self, sample_id: str) -> Path:
+        return self.folder / f"{sample_id}.npy"
+
+    def predict(self, sample: Sample, points) -> np.ndarray:
+        path = self.path_for(sample.sample_id)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no saved prediction for sample {sample.sample_id!r} "
+                                    "(expected <predictions>/<sample_id>.npy)")
+        return np.load(path)
+
+    def describe(self) -> dict:
+        return {"kind": "saved_predictions", "folder": str(self.folder), "depth_encoding": self.depth_encoding}
+
+
+class PipelinePredictor:
+    """An Edit2Perceive pipeline, loaded on first use."""
+
+    def __init__(self, model: str, task: str, *, device: str | None = None, processing_resolution: int | None = None):
+        self.model = model
+        self.task = task
+        self.device = device
+        self.processing_resolution = processing_resolution
+        self._pipe = None
+
+    @property
+    def pipe(self):
+        if self._pipe is None:
+            import torch
+
+            from edit2perceive import Edit2PerceivePipeline
+
+            device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+            dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+            pipe = Edit2PerceivePipeline.from_pretrained(self.model, torch_dtype=dtype)
+            if pipe.task.name != self.task:
+                raise ValueError(f"{self.model}: the model was trained for task {pipe.task.name!r}, not {self.task!r}")
+            pipe.set_progress_bar_config(disable=True)
+            self._pipe = pipe.to(device)
+        return self._pipe
+
+    @property
+    def depth_encoding(self) -> str | None:
+        return getattr(self.pipe.task, "encoding", None) if self.task == "depth" else None
+
+    def predict(self, sample: Sample, points) -> np.ndarray:
+        import PIL.Image
+
+        image = PIL.Image.fromarray(sample.load_rgb())
+        out = self.pipe(image, points=[list(points)] if points else None,
+                        processing_resolution=self.processing_resolution, output_type="np", show_progress_bar=False)
+        return np.asarray(out.prediction[0])
+
+    def describe(self) -> dict:
+        return {"kind": "pipeline", "model": self.model, "depth_encoding": self.depth_encoding,
+                "processing_resolution": self.processing_resolution or "model default"}
+
+
+def as_predictor(obj, depth_encoding: str | None = None):
+    """A predictor object as is; a plain callable wrapped in :class:`FunctionPredictor`."""
+    if hasattr(obj, "predict"):
+        return obj
+    if callable(obj):
+        return FunctionPredictor(obj, depth_encoding)
+    raise TypeError(f"predictor must be callable or have predict(sample, points), got {type(obj).__name__}")
