@@ -72,3 +72,16 @@ def planar_rays(h, w, f, cx=None, cy=None):
     cy = (h - 1) / 2 if cy is None else cy
     j, i = np.meshgrid(np.arange(w), np.arange(h))
     return np.stack([(j - cx) / f, -(i - cy) / f, -np.ones((h, w))], -1)
+
+
+def flat_interior(depth, normal, tol=1e-3):
+    """Pixels whose 4-neighbours share their normal and lie on one plane with them (inverse depth
+    is linear in pixel coordinates on a plane), i.e. away from edges, creases and occlusions."""
+    inv = 1.0 / np.maximum(depth.astype(np.float64), 1e-9)
+    out = np.zeros(depth.shape, bool)
+    same_n = (np.abs(normal[2:, 1:-1] - normal[:-2, 1:-1]).max(-1) < 1e-4) & (np.abs(normal[1:-1, 2:] - normal[1:-1, :-2]).max(-1) < 1e-4)
+    c = inv[1:-1, 1:-1]
+    lin_v = np.abs(inv[2:, 1:-1] + inv[:-2, 1:-1] - 2 * c) < tol * c
+    lin_u = np.abs(inv[1:-1, 2:] + inv[1:-1, :-2] - 2 * c) < tol * c
+    out[1:-1, 1:-1] = same_n & lin_u & lin_v & (depth[1:-1, 1:-1] > 0)
+    return out

@@ -218,6 +218,9 @@ def render_scene(seed, size=(64, 96)) -> dict:
     alpha = np.clip(signed_px / feather_px + 0.5, 0.0, 1.0)
     alpha[along <= 0] = 0.0
     t_fg, fg_hit = _sphere_hit(rays_w, fg_center, fg_radius)
+    # visible coverage: zero where the background is nearer than the sphere (or its silhouette point)
+    fg_depth_px = np.where(fg_hit, t_fg, along / np.sqrt(rays_w[..., 0] ** 2 + rays_w[..., 1] ** 2 + rays_w[..., 2] ** 2))
+    alpha[canvas.t < fg_depth_px] = 0.0
     g1, g2, gq = _color(rng, 0.3, 1.0), _color(rng, 0.0, 0.6), rng.uniform(6, 20)
     idx = np.nonzero(alpha > 0)  # shade the foreground only where it covers something
     # on the sphere: the hit point; just outside: the ray's nearest point (silhouette normal)
