@@ -23,24 +23,34 @@ def pixel_rays(height: int, width: int, intrinsics) -> np.ndarray:
     return rays
 
 
+def vector_norm(v: np.ndarray) -> np.ndarray:
+    """Euclidean norm over the last axis of size 3 (component-wise: much faster than a reduce)."""
+    return np.sqrt(v[..., 0] * v[..., 0] + v[..., 1] * v[..., 1] + v[..., 2] * v[..., 2])
+
+
+def dot3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1] + a[..., 2] * b[..., 2]
+
+
 def distance_to_planar_depth(distance: np.ndarray, intrinsics) -> np.ndarray:
     """Euclidean distance to the camera centre -> planar depth (z along the optical axis)."""
     rays = pixel_rays(*distance.shape, intrinsics)
-    return (distance / np.linalg.norm(rays, axis=-1)).astype(np.float32)
+    return (distance / vector_norm(rays)).astype(np.float32)
 
 
 def unit_normals(normal: np.ndarray, min_norm: float = 1e-6):
     """Normalize ``H x W x 3`` vectors; returns ``(unit, ok)`` where ``ok`` marks finite, non-zero ones."""
-    normal = np.asarray(normal, np.float64)
-    norm = np.linalg.norm(np.nan_to_num(normal, nan=0.0, posinf=0.0, neginf=0.0), axis=-1)
-    ok = np.isfinite(normal).all(-1) & (norm > min_norm)
+    normal = np.asarray(normal, np.float32)
+    finite = np.isfinite(normal[..., 0]) & np.isfinite(normal[..., 1]) & np.isfinite(normal[..., 2])
+    norm = vector_norm(np.where(finite[..., None], normal, 0.0))
+    ok = finite & (norm > min_norm)
     unit = np.where(ok[..., None], normal / np.where(ok, norm, 1.0)[..., None], 0.0)
     return unit.astype(np.float32), ok
 
 
 def orient_toward_camera(normal: np.ndarray, rays: np.ndarray) -> np.ndarray:
     """Flip normals that point away from the camera (``n . ray > 0``, ray = camera -> surface)."""
-    away = (normal * rays).sum(-1) > 0
+    away = dot3(normal, rays) > 0
     return np.where(away[..., None], -normal, normal).astype(np.float32)
 
 

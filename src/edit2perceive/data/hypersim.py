@@ -53,8 +53,8 @@ def tone_map(rgb: np.ndarray, valid: np.ndarray) -> np.ndarray:
         brightness = 0.3 * rgb[..., 0] + 0.59 * rgb[..., 1] + 0.11 * rgb[..., 2]
         current = np.percentile(brightness[valid], percentile)
         scale = 0.0 if current < 1e-4 else target ** (1.0 / gamma) / current
-    mapped = np.clip(np.power(np.maximum(scale * rgb, 0.0), gamma), 0.0, 1.0)
-    return np.round(mapped * 255.0).astype(np.uint8)
+    mapped = np.clip(np.power(np.maximum(np.float32(scale) * rgb, 0.0), np.float32(gamma)), 0.0, 1.0)
+    return np.round(mapped * np.float32(255.0)).astype(np.uint8)
 
 
 class HypersimReader(Reader):
@@ -108,7 +108,7 @@ class HypersimReader(Reader):
         geo = scene_dir / f"scene_{r['cam']}_geometry_hdf5"
         stem = f"frame.{r['frame']}"
         entity = read_hdf5(require(geo / f"{stem}.render_entity_id.hdf5"))
-        hdr = read_hdf5(require(scene_dir / f"scene_{r['cam']}_final_hdf5" / f"{stem}.color.hdf5")).astype(np.float64)
+        hdr = read_hdf5(require(scene_dir / f"scene_{r['cam']}_final_hdf5" / f"{stem}.color.hdf5")).astype(np.float32)
         if hdr.ndim != 3 or hdr.shape[2] != 3 or entity.shape != hdr.shape[:2]:
             raise BadSampleError(f"{r['file']}: color {hdr.shape} and render_entity_id {entity.shape} do not match")
         geometry = entity != -1
@@ -121,7 +121,7 @@ class HypersimReader(Reader):
         out = {}
         if "depth" in self.targets:
             dist_file = geo / f"{stem}.depth_meters.hdf5"
-            dist = read_hdf5(require(dist_file)).astype(np.float64)
+            dist = read_hdf5(require(dist_file)).astype(np.float32)
             if dist.shape != (h, w):
                 raise BadSampleError(f"{dist_file}: shape {dist.shape} != colour {(h, w)}")
             nonfinite = ~np.isfinite(dist) & geometry
