@@ -45,7 +45,7 @@ def test_round_trip_through_load_dataset_streaming(tmp_path):
 def test_synthetic_round_trip_keeps_normals_and_alpha(tmp_path):
     scenes = synthetic_scenes(3, (24, 32), seed=2)
     convert(scenes, tmp_path / "syn", shard_size=10, progress=False)
-    for got, want in zip(sorted(converted_dataset(tmp_path / "syn"), key=lambda e: e["meta"]["id"]), scenes):
+    for got, want in zip(sorted(converted_dataset(tmp_path / "syn"), key=lambda e: e["meta"]["id"]), scenes, strict=True):
         np.testing.assert_allclose(got["normal"], want["normal"], atol=2e-3)  # float16
         np.testing.assert_allclose(got["alpha"], want["alpha"], atol=1 / 65535)
         np.testing.assert_allclose(got["depth"], want["depth"], atol=5e-4 + 1e-6)  # 1 mm step

@@ -26,7 +26,7 @@ def test_api_contract():
 
 def test_deterministic_by_seed():
     a, b = synthetic_scenes(3, (32, 32), seed=5), synthetic_scenes(3, (32, 32), seed=5)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         for k in ("rgb", "depth", "normal", "alpha"):
             np.testing.assert_array_equal(x[k], y[k])
     assert not np.array_equal(synthetic_scenes(1, (32, 32), seed=6)[0]["rgb"], a[0]["rgb"])

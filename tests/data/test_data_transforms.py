@@ -6,7 +6,15 @@ from data_fixtures import flat_interior
 
 from edit2perceive.data import TrainTransform, synthetic_scenes
 from edit2perceive.data.geometry import normals_from_depth
-from edit2perceive.data.transforms import color_jitter, crop, hflip, random_crop, resize, resize_longest_side, resize_to_cover
+from edit2perceive.data.transforms import (
+    color_jitter,
+    crop,
+    hflip,
+    random_crop,
+    resize,
+    resize_longest_side,
+    resize_to_cover,
+)
 
 
 @pytest.fixture(scope="module")

@@ -108,7 +108,7 @@ def verify(out_dir) -> dict:
     if missing:
         raise ConversionError(f"{out_dir}: shards {missing} not finished (rerun the conversion to resume)")
     rows = skipped = 0
-    for index, entry in sorted(shards.items(), key=lambda kv: int(kv[0])):
+    for _, entry in sorted(shards.items(), key=lambda kv: int(kv[0])):
         path = out_dir / entry["file"]
         if not path.is_file():
             raise ConversionError(f"{path}: listed in the manifest but missing")

@@ -18,7 +18,7 @@ import warnings
 from datasets import IterableDataset, interleave_datasets, load_dataset
 from datasets.distributed import split_dataset_by_node
 
-from .records import ARRAY_KEYS, STREAM_FEATURES, decode_example, encode_stream_row
+from .records import STREAM_FEATURES, decode_example, encode_stream_row
 
 #: the paper's training mixtures (METHOD.md, section Data)
 MIXTURES = {

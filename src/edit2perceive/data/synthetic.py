@@ -7,8 +7,8 @@ rectangle, plus a foreground sphere. Targets are exact:
 - ``depth``: planar depth (z along the optical axis) of the first hit of each pixel's ray;
 - ``normal``: the analytic surface normal there, camera frame x right, y up, z toward the
   viewer, oriented toward the camera;
-- ``alpha``: the foreground sphere's coverage with an anti-aliased, feathered edge (the 0.5
-  contour is the exact silhouette); ``rgb`` is the composite ``alpha * fg + (1 - alpha) * bg``
+- ``alpha``: the foreground sphere's visible coverage (zero where nearer geometry occludes it)
+  with an anti-aliased, feathered edge (the 0.5 contour is the exact silhouette); ``rgb`` is the composite ``alpha * fg + (1 - alpha) * bg``
   of the Lambert-shaded, procedurally textured foreground and background renders;
 - ``valid_mask``: False only on sky pixels (no surface: depth 0, normal (0, 0, 1)).
 
