@@ -117,7 +117,7 @@ class NormalAccumulator:
             bins = np.minimum((e / self.BIN_WIDTH).astype(np.int64), self.NUM_BINS - 1)
             self.hist += np.bincount(bins, minlength=self.NUM_BINS)
             self.sum += float(e.sum())
-            self.sum_sq += float(np.dot(e, e))
+            self.sum_sq += float(np.sum(e * e))
             self.num_pixels += int(e.size)
             self.below += [np.count_nonzero(e < thr) for thr in NORMAL_THRESHOLDS.values()]
         return metrics
