@@ -181,3 +181,41 @@ def test_paper_table_combines_datasets_in_paper_order():
     assert table.splitlines()[2] == "| ours | 4.4 | 97.6 | 7.9 | 94.5 |"
     with pytest.raises(ValueError, match="mix tasks"):
         paper_table([mk("kitti", 1, 1), {**mk("nyuv2", 1, 1), "task": "normal"}])
+
+
+DIST_RUN = """
+import json, sys
+import numpy as np
+from accelerate import Accelerator
+from edit2perceive.evaluation import evaluate_benchmark
+
+acc = Accelerator(cpu=True)
+def predict(rgb, points):  # a deterministic function of the image
+    return rgb.mean(axis=-1) / 255.0 + 0.1
+res = evaluate_benchmark("depth", "scannet", sys.argv[1], predict, accelerator=acc, progress=False,
+                         output_dir=sys.argv[2] if acc.is_main_process else None)
+if acc.is_main_process:
+    json.dump({"world": acc.num_processes, "summary": res.summary, "rows": res.rows}, open(sys.argv[3], "w"))
+"""
+
+
+def test_runner_across_two_processes_equals_one(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    write_scannet(tmp_path / "data")
+    (tmp_path / "run.py").write_text(DIST_RUN)
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    proc = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29534", str(tmp_path / "run.py"),
+                           str(tmp_path / "data"), str(tmp_path / "out"), str(tmp_path / "res.json")],
+                          capture_output=True, text=True, timeout=180, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads((tmp_path / "res.json").read_text())
+    single = evaluate_benchmark("depth", "scannet", tmp_path / "data",
+                                lambda rgb, points: rgb.mean(axis=-1) / 255.0 + 0.1, progress=False).summary
+    assert got["world"] == 2 and got["summary"]["num_evaluated"] == single["num_evaluated"] == 2
+    assert got["summary"]["metrics"] == pytest.approx(single["metrics"])
+    assert sorted(r["sample_id"] for r in got["rows"]) == sorted(
+        line.split()[0][:-4] for line in (tmp_path / "data" / "scannet_val_sampled_list_800_1.txt").read_text().splitlines())
+    assert len((tmp_path / "out" / "per_image.jsonl").read_text().splitlines()) == 2
