@@ -125,7 +125,7 @@ class NormalScalarMetric(ScalarReducingMetric):
 
     def reduce_image(self, prediction, reference, valid_mask, trimap, **options) -> dict:
         e = normal_errors(prediction, reference, valid_mask, **options)
-        row = {"num_pixels": float(e.size), "sum": float(e.sum()), "sum_sq": float(np.dot(e, e))}
+        row = {"num_pixels": float(e.size), "sum": float(e.sum()), "sum_sq": float(np.sum(e * e))}
         row.update({f"below_{k}": float(np.count_nonzero(e < t)) for k, t in NORMAL_THRESHOLDS.items()})
         row.update(summarize_angular_errors(e))
         return row
