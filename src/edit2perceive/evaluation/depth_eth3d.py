@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .depth_base import DepthReader
-from .io import Entry, image_size, read_split_file, strip_suffix
+from .io import image_size
 
 
 def read_eth3d_depth(path, height: int, width: int) -> np.ndarray:
@@ -33,16 +33,15 @@ class ETH3DDepth(DepthReader):
               "dslr_images/*.JPG (raw float32), optional eth3d_filename_list.txt")
 
     def list_entries(self):
-        split = self.find_split_file("eth3d_filename_list.txt")
-        if split is not None:
-            pairs = [(row[0], row[1]) for row in read_split_file(split, 2)]
-        else:
+        def glob_pairs():
             pairs = []
             for rgb in sorted(self.data_dir.glob("rgb/*/images/dslr_images/*.JPG")):
                 scene = rgb.parts[-4]
                 depth = f"depth/{scene}_dslr_depth/{scene}/ground_truth_depth/dslr_images/{rgb.name}"
                 pairs.append((rgb.relative_to(self.data_dir).as_posix(), depth))
-        return [Entry(strip_suffix(r), {"rgb": self.data_dir / r, "depth": self.data_dir / d}) for r, d in pairs]
+            return pairs
+
+        return self.rgb_depth_entries("eth3d_filename_list.txt", glob_pairs)
 
     def load(self, entry):
         self.require(entry.paths["rgb"], entry.paths["depth"])

@@ -10,7 +10,7 @@ Sample id: the RGB path relative to ``DATA_DIR`` without extension (``test/kitch
 from __future__ import annotations
 
 from .depth_base import DepthReader
-from .io import Entry, read_png_uint16, read_split_file, strip_suffix
+from .io import read_png_uint16
 
 
 class NYUv2Depth(DepthReader):
@@ -18,15 +18,11 @@ class NYUv2Depth(DepthReader):
     layout = "test/<scene>/rgb_XXXX.png + depth_XXXX.png (uint16 mm), optional filename_list_test.txt"
 
     def list_entries(self):
-        split = self.find_split_file("filename_list_test.txt")
-        if split is not None:
-            pairs = [(row[0], row[1]) for row in read_split_file(split, 2)]
-        else:
-            pairs = []
-            for rgb in sorted(self.data_dir.glob("test/*/rgb_*.png")):
-                rel = rgb.relative_to(self.data_dir).as_posix()
-                pairs.append((rel, rel.replace("/rgb_", "/depth_")))
-        return [Entry(strip_suffix(r), {"rgb": self.data_dir / r, "depth": self.data_dir / d}) for r, d in pairs]
+        def glob_pairs():
+            rels = [p.relative_to(self.data_dir).as_posix() for p in sorted(self.data_dir.glob("test/*/rgb_*.png"))]
+            return [(rel, rel.replace("/rgb_", "/depth_")) for rel in rels]
+
+        return self.rgb_depth_entries("filename_list_test.txt", glob_pairs)
 
     def load(self, entry):
         self.require(entry.paths["rgb"], entry.paths["depth"])

@@ -21,6 +21,43 @@ from edit2perceive.metrics.normal import NORMAL_THRESHOLDS, summarize_angular_er
 
 ARRAY_INPUTS = ("predictions", "references", "valid_masks", "trimaps")
 
+#: text shared by the depth modules' descriptions
+DEPTH_PROTOCOL_TEXT = """Affine-invariant protocol (Marigold): least-squares scale and shift of the prediction on the
+valid pixels (in depth, disparity or sqrt space), clipping to [min_depth, max_depth], then the
+metric per image; the dataset score is the mean over images (images with no valid pixel are
+counted in num_nan and left out).
+"""
+
+MARIGOLD_CITATION = """@InProceedings{ke2023repurposing,
+  title={Repurposing Diffusion-Based Image Generators for Monocular Depth Estimation},
+  author={Ke, Bingxin and Obukhov, Anton and Huang, Shengyu and Metzger, Nando and Daudt, Rodrigo Caye and Schindler, Konrad},
+  booktitle={CVPR}, year={2024}}
+"""
+
+
+def depth_inputs_description(module: str, metrics: tuple[str, ...]) -> str:
+    """The ``_KWARGS_DESCRIPTION`` of a depth module returning ``metrics``."""
+    returns = "\n".join(f"    {m}: per-image mean (a fraction, not percent)." for m in metrics)
+    return f"""
+Args:
+    predictions: list of H x W arrays (numpy or torch), raw affine-invariant predictions.
+    references: list of H x W ground-truth depth maps in metres.
+    valid_masks: optional list of H x W bool masks (dataset range and crops); default: gt > 0.
+    alignment: "least_squares" (default), "least_squares_disparity", "least_squares_sqrt" or None.
+    min_depth, max_depth: clipping range in metres (default 1e-3, 10).
+    fit_max_side: fit the alignment on a copy with this longest side (ETH3D: 1024).
+    resize: "bilinear" (prediction resized to the GT size) or None (error on mismatch).
+    nonfinite: "error" (default) or "mask" (NaN/inf prediction pixels left out).
+Returns:
+{returns}
+    num_images: images added. num_nan: images with no valid pixel.
+Examples:
+    >>> import numpy as np, evaluate
+    >>> metric = evaluate.load("metrics/{module}")
+    >>> gt = np.array([[1.0, 2.0], [4.0, 8.0]])
+    >>> metric.compute(predictions=[gt * 0.5 + 1], references=[gt])["{metrics[0]}"]
+"""
+
 
 def _items(values, n: int, name: str):
     if values is None:
