@@ -117,6 +117,8 @@ def evaluate_benchmark(
 
     proto = protocol if isinstance(protocol, Protocol) else make_protocol(task, dataset, protocol, **(overrides or {}))
     predictor = as_predictor(predictor)
+    if proto.processing_resolution is not None and getattr(predictor, "processing_resolution", 0) is None:
+        predictor.processing_resolution = proto.processing_resolution  # a model predictor follows the protocol
     reader = get_reader(proto, data_dir, split_file)
     entries = reader.entries[:max_samples] if max_samples else reader.entries
     alignment = resolve_alignment(proto, predictor.depth_encoding) if task == "depth" else None
