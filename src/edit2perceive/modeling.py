@@ -28,7 +28,7 @@ DEFAULT_GUIDANCE = 1.0
 
 def rgb_to_model_input(rgb: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 RGB ``H x W x 3`` (or ``B x H x W x 3``) -> float ``B x 3 x H x W`` in [-1, 1]."""
-    x = torch.as_tensor(np.asarray(rgb) if not isinstance(rgb, torch.Tensor) else rgb)
+    x = rgb if isinstance(rgb, torch.Tensor) else torch.tensor(np.asarray(rgb))  # copy: inputs may be read-only
     if x.dtype != torch.uint8:
         raise TypeError(f"expected uint8 RGB, got dtype {x.dtype}")
     if x.ndim == 3:

@@ -39,8 +39,8 @@ class PerceptionEvalCallback(TrainerCallback):
     """Every ``eval_steps`` optimizer steps, run the pipeline on validation examples and
     log the task metrics (prefixed ``eval_``). Set ``trainer`` after construction.
 
-    For matting, each validation example is prompted with points sampled from its ground
-    truth (fixed seed 42, as in the Edit2Perceive evaluation).
+    For matting, each validation example is prompted with the evaluation protocol's oracle
+    points (:func:`edit2perceive.evaluation.points.oracle_points`, seed 42).
     """
 
     def __init__(self, examples: list[dict], eval_steps: int, *, vae=None, processing_resolution: int | None = None):
@@ -54,7 +54,7 @@ class PerceptionEvalCallback(TrainerCallback):
         self.history: list[dict] = []
 
     def run(self) -> dict:
-        from ..tasks.matting import point_rng, sample_points
+        from ..evaluation.points import oracle_points
 
         trainer = self.trainer
         pipe = trainer.build_pipeline(vae=self.vae or trainer.vae)
@@ -64,10 +64,10 @@ class PerceptionEvalCallback(TrainerCallback):
         model.eval()
         try:
             preds = []
-            for i, ex in enumerate(self.examples):
+            for ex in self.examples:
                 points = None
                 if trainer.task.name == "matting":
-                    points = [sample_points(ex["alpha"], point_rng(42, i), max_points=10).tolist()]
+                    points = [oracle_points(ex["alpha"])[0]]
                 out = pipe(ex["rgb"], points=points, processing_resolution=self.processing_resolution or 0,
                            show_progress_bar=False)
                 preds.append(out.prediction[0])

@@ -56,6 +56,29 @@ def _target_images(task, examples: list[dict]) -> torch.Tensor:
     return torch.stack(imgs)
 
 
+def dataset_mixture(root: str, task_name: str, args):
+    """The task's mixture (paper ratios) of converted shard folders ``root/<source>``
+    (``dataset_scripts/convert.py`` output), transformed to training crops.
+
+    The stream is sharded across processes by the Trainer (accelerate dispatches batches of
+    an ``IterableDataset``); set ``--steps_per_epoch`` for the lambda curriculum.
+    """
+    from pathlib import Path
+
+    from ..data import MIXTURES, TrainTransform, converted_dataset, task_mixture
+
+    folders = {name: Path(root) / name for name in MIXTURES[task_name]}
+    present = {name: converted_dataset(path, decode=False) for name, path in folders.items() if path.is_dir()}
+    if not present:
+        expected = ", ".join(str(p) for p in folders.values())
+        raise SystemExit(f"--data {root}: no converted source for {task_name}; expected one of: {expected}")
+    if args.steps_per_epoch is None:
+        raise SystemExit("--data with streamed sources needs --steps_per_epoch (the stream has no length)")
+    mix = task_mixture(task_name, present, seed=args.seed, shuffle_buffer=256)
+    transform = TrainTransform(args.resolution, seed=args.seed)
+    return mix.map(transform)
+
+
 def build_components(recipe: RecipeArguments, task, train_examples: list[dict], seed: int):
     """``(transformer, vae, prompt_cache, vae_report)`` for the recipe's ``--model``."""
     from ..prompts import PromptCache, encode_prompt
@@ -105,12 +128,15 @@ def main(task_name: str, argv: list[str] | None = None) -> int:
     recipe, args = parser.parse_args_into_dataclasses(args=argv)
     task = get_task(args.task, **args.task_options())
 
-    if recipe.data != "synthetic":
-        raise SystemExit(f"--data {recipe.data!r}: dataset folders are read by edit2perceive.data (docs/data.md)")
-    train = _synthetic(recipe.num_train_examples, args.resolution, recipe.data_seed_offset)
     val = _synthetic(recipe.num_val_examples, args.resolution, recipe.data_seed_offset + 10_000)
+    if recipe.data == "synthetic":
+        train = _synthetic(recipe.num_train_examples, args.resolution, recipe.data_seed_offset)
+        vae_examples = train
+    else:
+        train = dataset_mixture(recipe.data, task.name, args)
+        vae_examples = val
 
-    transformer, vae, cache, vae_report = build_components(recipe, task, train, args.seed)
+    transformer, vae, cache, vae_report = build_components(recipe, task, vae_examples, args.seed)
     trainer = Edit2PerceiveTrainer(transformer, args, vae=vae, prompt_cache=cache, train_dataset=train)
     if recipe.eval_every:
         callback = PerceptionEvalCallback(val, recipe.eval_every, processing_resolution=args.resolution)

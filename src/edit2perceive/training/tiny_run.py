@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 
 @dataclass
@@ -47,20 +48,32 @@ def constant_baseline(task: str, train_examples: list[dict], shape) -> np.ndarra
     return np.full((h, w), float(np.mean([ex["alpha"].mean() for ex in train_examples])), dtype=np.float32)
 
 
-def run_tiny(config: TinyRunConfig, output_dir: str, *, progress: bool = True) -> dict:
+def fit_tiny_vae(vae, examples: list[dict], *, steps: int, seed: int = 0, progress: bool = True) -> dict:
+    """Fit a tiny VAE on the RGB images and the depth, normal and alpha encodings of
+    ``examples`` (so one fitted VAE serves every task); returns the MAE before/after."""
+    from ..tasks import get_task
+    from .autoencoder import fit_autoencoder
+    from .recipe import _target_images
+
+    images = [_target_images(get_task("depth"), examples)]
+    images += [_target_images(get_task(t), examples)[len(examples):] for t in ("normal", "matting")]
+    return fit_autoencoder(vae, torch.cat(images), steps=steps, seed=seed, progress=progress)
+
+
+def run_tiny(config: TinyRunConfig, output_dir: str, *, vae=None, progress: bool = True) -> dict:
     """Train and evaluate; save the trained pipeline (VAE included) to ``output_dir``.
 
-    Returns a JSON-able report: VAE reconstruction error before/after fitting, held-out
-    metrics of the trained model, the untrained model and the constant baseline, timings.
+    ``vae``: an already fitted tiny VAE to reuse (e.g. across tasks); otherwise the tiny
+    components' VAE is fitted here (:func:`fit_tiny_vae`). Returns a JSON-able report: VAE
+    reconstruction error, held-out metrics of the trained model, the untrained model and
+    the constant baseline, timings.
     """
     from ..data import synthetic_scenes
     from ..prompts import encode_prompt
     from ..tasks import get_task
     from ..testing import tiny_kontext_components
     from .args import Edit2PerceiveTrainingArguments
-    from .autoencoder import fit_autoencoder
     from .callbacks import evaluate_predictions
-    from .recipe import _target_images
     from .trainer import Edit2PerceiveTrainer
 
     started = time.perf_counter()
@@ -71,8 +84,10 @@ def run_tiny(config: TinyRunConfig, output_dir: str, *, progress: bool = True) -
 
     c = tiny_kontext_components(seed=config.seed)
     cache = encode_prompt(task.prompt, **{k: c[k] for k in ("tokenizer", "text_encoder", "tokenizer_2", "text_encoder_2")})
-    vae_report = fit_autoencoder(c["vae"], _target_images(task, train), steps=config.vae_steps, seed=config.seed,
-                                 progress=progress)
+    if vae is None:
+        vae_report = fit_tiny_vae(c["vae"], train, steps=config.vae_steps, seed=config.seed, progress=progress)
+    else:
+        c["vae"], vae_report = vae, None
     t_vae = time.perf_counter() - started - t_data
     untrained = copy.deepcopy(c["transformer"])
 
@@ -90,11 +105,11 @@ def run_tiny(config: TinyRunConfig, output_dir: str, *, progress: bool = True) -
         pipe = trainer.build_pipeline(vae=c["vae"])
         pipe.register_modules(transformer=transformer)
         pipe.set_progress_bar_config(disable=True)
-        from ..tasks.matting import point_rng, sample_points
+        from ..evaluation.points import oracle_points
 
         preds = []
-        for i, ex in enumerate(val):
-            points = [sample_points(ex["alpha"], point_rng(42, i)).tolist()] if config.task == "matting" else None
+        for ex in val:
+            points = [oracle_points(ex["alpha"])[0]] if config.task == "matting" else None
             preds.append(pipe(ex["rgb"], points=points, processing_resolution=0, show_progress_bar=False).prediction[0])
         return preds
 
