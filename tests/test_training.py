@@ -199,3 +199,32 @@ def test_adamw_8bit_runs(tmp_path):
     assert type(opt).__module__.startswith("bitsandbytes")
     states = [t for s in opt.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
     assert any(t.dtype == torch.uint8 for t in states)  # real 8-bit moments for the large matrices
+
+
+def test_in_training_evaluation_logs_task_metrics(tmp_path):
+    from edit2perceive.data import synthetic_scenes
+    from edit2perceive.training.callbacks import PerceptionEvalCallback
+
+    data = list(synthetic_scenes(8, (SIZE, SIZE), seed=0))
+    trainer, _ = make_trainer(tmp_path, data=data, max_steps=2)
+    callback = PerceptionEvalCallback(list(synthetic_scenes(2, (SIZE, SIZE), seed=99)), eval_steps=1)
+    callback.trainer = trainer
+    trainer.add_callback(callback)
+    trainer.train()
+    evals = [h for h in trainer.state.log_history if "eval_abs_rel" in h]
+    assert [h["step"] for h in evals] == [1, 2]
+    assert all(0 <= h["eval_abs_rel"] < 10 and 0 <= h["eval_delta1"] <= 1 for h in evals)
+
+
+def test_fsdp_config_wraps_flux_blocks():
+    import yaml
+    from diffusers.models.transformers import transformer_flux
+
+    root = os.path.join(os.path.dirname(__file__), "..", "examples", "configs")
+    config = yaml.safe_load(open(os.path.join(root, "fsdp.yaml")))
+    classes = config["fsdp_config"]["fsdp_transformer_layer_cls_to_wrap"].split(",")
+    assert classes == ["FluxTransformerBlock", "FluxSingleTransformerBlock"]
+    assert all(hasattr(transformer_flux, name) for name in classes)
+    for name in ("single_gpu", "multi_gpu_ddp", "deepspeed_zero2", "deepspeed_zero3"):
+        text = open(os.path.join(root, f"{name}.yaml")).read()
+        assert text.startswith("#") and yaml.safe_load(text)["mixed_precision"] == "bf16"
