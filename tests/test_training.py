@@ -113,6 +113,18 @@ def test_lora_trains_only_adapters(tmp_path):
     ckpt = tmp_path / "out" / "checkpoint-2"
     assert (ckpt / "transformer_lora" / "pytorch_lora_weights.safetensors").exists()
     assert not (ckpt / "transformer").exists()  # the base DiT is not re-saved
+    # the checkpoint loads on top of a fresh base transformer and reproduces the trained model
+    from edit2perceive import Edit2PerceivePipeline
+
+    base = tiny_kontext_components(seed=0)["transformer"]
+    loaded = Edit2PerceivePipeline.from_pretrained(ckpt, transformer=base, vae=c["vae"])
+    trained = trainer.build_pipeline(vae=c["vae"])
+    for p in (loaded, trained):
+        p.set_progress_bar_config(disable=True)
+    image = np.random.default_rng(0).integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8)
+    np.testing.assert_allclose(loaded(image).prediction, trained(image).prediction, atol=1e-5)
+    with pytest.raises(ValueError, match="holds a LoRA adapter"):
+        Edit2PerceivePipeline.from_pretrained(ckpt, vae=c["vae"])
 
 
 def test_gradient_accumulation_matches_the_large_batch(tmp_path):

@@ -44,6 +44,24 @@ class Edit2PerceivePipelineOutput(BaseOutput):
     latent: torch.Tensor | list
 
 
+def _lora_folder(name_or_path, kwargs) -> str | None:
+    """The ``transformer_lora`` folder of a local pipeline folder or Hub repository, if any."""
+    import os
+
+    if os.path.isdir(name_or_path):
+        folder = os.path.join(name_or_path, "transformer_lora")
+        return folder if os.path.isdir(folder) else None
+    from huggingface_hub import snapshot_download
+
+    try:
+        root = snapshot_download(name_or_path, allow_patterns=["transformer_lora/*"], cache_dir=kwargs.get("cache_dir"),
+                                 revision=kwargs.get("revision"), token=kwargs.get("token"))
+    except Exception:  # offline without a cached copy, or no such folder: not a LoRA model
+        return None
+    folder = os.path.join(root, "transformer_lora")
+    return folder if os.path.isdir(folder) else None
+
+
 def processing_size(height: int, width: int, processing_resolution: int) -> tuple[int, int]:
     """Size the model sees: longest side ``processing_resolution`` (0 = native), aspect kept,
     both sides rounded to the nearest multiple of 16 (at least 16)."""
@@ -82,11 +100,13 @@ class Edit2PerceivePipeline(DiffusionPipeline):
     """
 
     model_cpu_offload_seq = "text_encoder->text_encoder_2->transformer->vae"
-    _optional_components = ["text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "prompt_cache", "scheduler", "vae"]
+    _optional_components = [
+        "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "prompt_cache", "scheduler", "vae", "transformer",
+    ]
 
     def __init__(
         self,
-        transformer: FluxTransformer2DModel,
+        transformer: FluxTransformer2DModel | None,
         vae: AutoencoderKL | None,
         scheduler: FlowMatchEulerDiscreteScheduler | None = None,
         text_encoder=None,
@@ -125,6 +145,23 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         )
         self.task = task_obj
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """diffusers' ``from_pretrained``, plus LoRA models: a folder with ``transformer_lora/``
+        (a LoRA training checkpoint or its Hub upload) needs the base transformer passed as
+        ``transformer=``; the adapter is loaded onto it."""
+        pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        lora = _lora_folder(pretrained_model_name_or_path, kwargs)
+        if lora is not None:
+            if pipe.transformer is None:
+                raise ValueError(
+                    f"{pretrained_model_name_or_path} holds a LoRA adapter: pass the base transformer, e.g. "
+                    "transformer=FluxTransformer2DModel.from_pretrained('black-forest-labs/FLUX.1-Kontext-dev', "
+                    "subfolder='transformer')"
+                )
+            pipe.transformer.load_lora_adapter(lora, adapter_name="default", use_safetensors=True, prefix=None)
+        return pipe
+
     # -- prompt -----------------------------------------------------------------------
     def ensure_prompt_cache(self) -> PromptCache:
         """The task prompt's embeddings: the stored cache, or encode once and keep it."""
@@ -151,6 +188,18 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         if self.prompt_cache is None and self.text_encoder is not None:
             self.ensure_prompt_cache()
         return super().save_pretrained(save_directory, *args, **kwargs)
+
+    def push_to_hub(self, repo_id: str, *, card=None, private: bool = False, dry_run_dir: str | None = None,
+                    token: str | None = None, commit_message: str = "Upload Edit2Perceive model", **kwargs) -> str:
+        """Upload only what is ours (transformer, prompt cache, pipeline config, card), never
+        the base model's VAE / text encoders; see :func:`edit2perceive.hub.push_to_hub`.
+        ``dry_run_dir`` writes the exact folder that would be uploaded instead."""
+        if kwargs:
+            raise TypeError(f"unsupported arguments {sorted(kwargs)}")
+        from .hub import push_to_hub
+
+        return push_to_hub(self, repo_id, card=card, private=private, dry_run_dir=dry_run_dir, token=token,
+                           commit_message=commit_message)
 
     # -- inference --------------------------------------------------------------------
     def _prepare_points(self, points, images: list) -> list:
@@ -212,6 +261,8 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             generator: draw the initial noise from this generator instead of the fixed seed.
             output_type: ``"np"`` or ``"pt"``.
         """
+        if self.transformer is None:
+            raise ValueError("this pipeline has no transformer: pass transformer= (the base DiT for LoRA models)")
         if self.vae is None:
             raise ValueError(
                 "this pipeline has no VAE (shared models leave out the base model's components): load it with "

@@ -1,0 +1,88 @@
+"""``e2p push`` and ``e2p card``: share a trained model on the Hub with a model card.
+
+Only what is ours is uploaded: ``transformer/`` (or ``transformer_lora/``), ``prompt_cache/``,
+``model_index.json`` (base components set to null) and ``README.md`` (the card). The base
+model's VAE and text encoders are never re-hosted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def _training_info(folder: Path) -> dict:
+    """Training settings recorded next to a model (training_args.bin), if any."""
+    path = folder / "training_args.bin"
+    if not path.is_file():
+        return {}
+    import torch
+
+    args = torch.load(path, weights_only=False)
+    keys = ("task", "resolution", "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps",
+            "max_steps", "optim", "sigma_sampling", "multires_noise", "pixel_loss", "use_lora", "bf16", "seed")
+    return {k: getattr(args, k) for k in keys if hasattr(args, k)}
+
+
+def _card(args, model_dir: Path):
+    from edit2perceive.hub import load_summaries, model_card
+
+    index = json.loads((model_dir / "model_index.json").read_text())
+    task = index["task"]["name"]
+    summaries = load_summaries(args.summary or [])
+    wrong = [s["task"] for s in summaries if s["task"] != task]
+    if wrong:
+        raise ValueError(f"summaries for task {wrong[0]!r} cannot go on a {task!r} model card")
+    return model_card(task, repo_id=args.repo_id, summaries=summaries, training=_training_info(model_dir))
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("push", help="upload a trained model (only our parts) with its model card",
+                              description=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    p.add_argument("model_dir", type=Path, help="saved pipeline folder or training checkpoint")
+    p.add_argument("--repo-id", required=True, help="Hub repository, e.g. you/e2p-depth")
+    p.add_argument("--summary", nargs="*", help="e2p evaluate summary.json files (or their folders) for model-index")
+    p.add_argument("--private", action="store_true", help="create the repository as private")
+    p.add_argument("--dry-run", type=Path, default=None, metavar="DIR",
+                   help="write the exact folder that would be uploaded to DIR, upload nothing")
+    p.set_defaults(func=run_push)
+
+    c = subparsers.add_parser("card", help="write the model card (README.md) for a trained model")
+    c.add_argument("model_dir", type=Path)
+    c.add_argument("--repo-id", default="your-name/edit2perceive-model")
+    c.add_argument("--summary", nargs="*", help="e2p evaluate summary.json files (or their folders)")
+    c.add_argument("--output", type=Path, default=None, help="where to write (default: MODEL_DIR/README.md)")
+    c.set_defaults(func=run_card)
+
+
+def run_push(args) -> int:
+    from edit2perceive.hub import export_folder, upload_folder
+
+    try:
+        card = _card(args, args.model_dir)
+        if args.dry_run is not None:
+            export_folder(args.model_dir, args.dry_run, card=card)
+            print(f"e2p push: dry run, wrote the upload to {args.dry_run}", file=sys.stderr)
+            return 0
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = export_folder(args.model_dir, Path(tmp) / "export", card=card)
+            print(upload_folder(folder, args.repo_id, private=args.private))
+        return 0
+    except (ValueError, FileExistsError, OSError) as err:
+        print(f"e2p push: {err}", file=sys.stderr)
+        return 2
+
+
+def run_card(args) -> int:
+    try:
+        card = _card(args, args.model_dir)
+    except (ValueError, OSError) as err:
+        print(f"e2p card: {err}", file=sys.stderr)
+        return 2
+    out = args.output or args.model_dir / "README.md"
+    card.save(out)
+    print(out)
+    return 0

@@ -1,0 +1,258 @@
+"""Model cards and sharing on the Hugging Face Hub.
+
+What we upload is only what is ours: the fine-tuned transformer (or its LoRA), the
+pipeline config (``model_index.json``), the prompt cache and the card. The base model's
+components (VAE, text encoders, tokenizers: FLUX.1 Kontext-dev is gated and under its own
+license) are never re-hosted; users load them from the base repository:
+
+    from diffusers import AutoencoderKL
+    from edit2perceive import Edit2PerceivePipeline
+    vae = AutoencoderKL.from_pretrained("black-forest-labs/FLUX.1-Kontext-dev", subfolder="vae")
+    pipe = Edit2PerceivePipeline.from_pretrained("you/e2p-depth", vae=vae)
+
+``model-index`` results come from ``e2p evaluate`` summaries; each result's
+``metric_config`` records the protocol that produced it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+BASE_MODEL = "black-forest-labs/FLUX.1-Kontext-dev"
+LICENSE = {"license": "other", "license_name": "flux-1-dev-non-commercial-license",
+           "license_link": "https://huggingface.co/black-forest-labs/FLUX.1-Kontext-dev/blob/main/LICENSE.md"}
+PIPELINE_TAGS = {"depth": "depth-estimation", "normal": "image-to-image", "matting": "image-segmentation"}
+TASK_TAGS = {
+    "depth": ["monocular-depth-estimation", "depth"],
+    "normal": ["surface-normal-estimation", "normals"],
+    "matting": ["image-matting", "interactive-matting"],
+}
+TRAINING_DATASETS = {
+    "depth": ["Hypersim", "Virtual KITTI 2"],
+    "normal": ["Hypersim", "InteriorVerse", "MPI Sintel"],
+    "matting": ["AM-2k", "Distinctions-646", "Composition-1k", "COCO-Matting"],
+}
+#: metric key -> (model-index metric type, display name, scale for the card)
+CARD_METRICS = {
+    "depth": [("abs_rel", "AbsRel", 1.0), ("delta1", "delta1", 1.0)],
+    "normal": [("mean", "mean angular error (deg)", 1.0), ("a11_25", "% < 11.25 deg", 1.0)],
+    "matting": [("mse", "MSE", 1.0), ("mad", "MAD", 1.0), ("sad", "SAD/1000", 1.0), ("grad", "Grad/1000", 1.0),
+                ("conn", "Conn/1000", 1.0)],
+}
+#: pipeline components that belong to the base model and are never uploaded
+BASE_COMPONENTS = ("vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler")
+
+
+def eval_results(summaries: list[dict]):
+    """``huggingface_hub.EvalResult`` entries from ``e2p evaluate`` summary dicts."""
+    from huggingface_hub import EvalResult
+
+    results = []
+    for s in summaries:
+        protocol = ", ".join(f"{k}={v}" for k, v in sorted(s["protocol"].items()))
+        for key, name, scale in CARD_METRICS[s["task"]]:
+            value = s["metrics"].get(key)
+            if value is None:
+                continue
+            results.append(EvalResult(
+                task_type=PIPELINE_TAGS[s["task"]], task_name=f"{s['task']} (zero-shot)",
+                dataset_type=s["dataset"], dataset_name=s.get("dataset_name", s["dataset"]), dataset_split="test",
+                metric_type=key, metric_name=name, metric_value=float(value) * scale, metric_config=protocol,
+            ))
+    return results
+
+
+def _usage(repo_id: str, task: str) -> str:
+    points = ", points=[[(120, 80)]]" if task == "matting" else ""
+    return f"""```python
+from diffusers import AutoencoderKL
+from PIL import Image
+from edit2perceive import Edit2PerceivePipeline
+
+vae = AutoencoderKL.from_pretrained("{BASE_MODEL}", subfolder="vae")  # the base model's, not re-hosted
+pipe = Edit2PerceivePipeline.from_pretrained("{repo_id}", vae=vae)  # prompt cache: no text encoders needed
+out = pipe(Image.open("photo.jpg"){points})  # one step, deterministic
+out.prediction
+```
+
+Command line: `e2p predict --task {task} --model {repo_id} photo.jpg --output-dir out/`"""
+
+
+def model_card(
+    task: str,
+    *,
+    repo_id: str = "your-name/edit2perceive-model",
+    summaries: list[dict] | None = None,
+    training: dict | None = None,
+    base_model: str = BASE_MODEL,
+    extra_limitations: list[str] | None = None,
+    datasets: list[str] | None = None,
+):
+    """A ``huggingface_hub.ModelCard`` for an Edit2Perceive model."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    if task not in PIPELINE_TAGS:
+        raise ValueError(f"unknown task {task!r}")
+    summaries = summaries or []
+    results = eval_results(summaries)
+    data = ModelCardData(
+        base_model=base_model,
+        library_name="diffusers",
+        pipeline_tag=PIPELINE_TAGS[task],
+        tags=["edit2perceive", "flux-kontext", "dense-prediction", *TASK_TAGS[task]],
+        datasets=datasets or TRAINING_DATASETS[task],
+        model_name=repo_id.split("/")[-1],
+        eval_results=results or None,
+        **LICENSE,
+    )
+    rows = [f"| {s.get('dataset_name', s['dataset'])} | "
+            + " | ".join(f"{s['metrics'].get(k, float('nan')):.4g}" for k, _, _ in CARD_METRICS[task])
+            + f" | {s['protocol'].get('name', '')} |" for s in summaries]
+    header = "| dataset | " + " | ".join(n for _, n, _ in CARD_METRICS[task]) + " | protocol |"
+    results_md = "\n".join([header, "|" + "---|" * (len(CARD_METRICS[task]) + 2), *rows]) if rows else "Not evaluated yet."
+    training_md = "\n".join(f"- **{k}**: {v}" for k, v in (training or {}).items()) or "- not recorded"
+    limitations = [
+        "Depth is affine-invariant (in the sqrt encoding space for sqrt models): scale and shift are unknown; "
+        "metric depth needs alignment or another source of scale.",
+        "Normals are in the camera frame x right, y up, z toward the viewer.",
+        "Zero-shot quality outside the training distribution (synthetic indoor/driving scenes for depth and "
+        "normals, portrait/animal/object mattes for matting) is not guaranteed.",
+        f"Use is subject to the base model's license ({LICENSE['license_name']}).",
+        *(extra_limitations or []),
+    ]
+    body = f"""---
+{data.to_yaml()}
+---
+
+# {repo_id.split('/')[-1]}
+
+An [Edit2Perceive](https://arxiv.org/abs/2511.18673) **{task}** model: FLUX.1 Kontext fine-tuned to "edit"
+an image into a dense {task} map in a single step, trained with the `edit2perceive` library.
+
+## Usage
+
+{_usage(repo_id, task)}
+
+## Results
+
+{results_md}
+
+Each result records the evaluation protocol that produced it (also in `model-index`).
+
+## Training
+
+{training_md}
+
+## Limitations
+
+{chr(10).join('- ' + item for item in limitations)}
+"""
+    return ModelCard(body)
+
+
+def export_for_hub(pipe, folder: str | os.PathLike, *, card=None) -> Path:
+    """Write exactly what would be uploaded: our components, the pipeline config, the card.
+
+    The base model's components are left out of the folder and recorded as ``null`` in
+    ``model_index.json``; load them from the base repository. Written to a temporary
+    folder first and moved into place, so a failure leaves nothing behind.
+    """
+    folder = Path(folder)
+    if folder.exists() and any(folder.iterdir()):
+        raise FileExistsError(f"{folder}: not empty; choose a new folder for the export")
+    if pipe.prompt_cache is None:
+        pipe.ensure_prompt_cache()
+    parked = {name: getattr(pipe, name) for name in BASE_COMPONENTS}
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
+    try:
+        pipe.register_modules(**dict.fromkeys(BASE_COMPONENTS))
+        pipe.save_pretrained(tmp)
+        (card or model_card(pipe.task.name)).save(tmp / "README.md")
+        if folder.exists():
+            folder.rmdir()
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        pipe.register_modules(**parked)
+    return folder
+
+
+OUR_ENTRIES = ("transformer", "transformer_lora", "prompt_cache")
+
+
+def export_folder(source: str | os.PathLike, folder: str | os.PathLike, *, card=None) -> Path:
+    """File-level export of a saved pipeline or training checkpoint folder (no weights are
+    loaded): copies ``transformer/`` or ``transformer_lora/`` and ``prompt_cache/``, writes
+    ``model_index.json`` with the base model's components set to ``null``, and the card."""
+    source, folder = Path(source), Path(folder)
+    index_path = source / "model_index.json"
+    if not index_path.is_file():
+        raise ValueError(f"{source}: not a saved Edit2Perceive pipeline (no model_index.json)")
+    index = json.loads(index_path.read_text())
+    if index.get("_class_name") != "Edit2PerceivePipeline":
+        raise ValueError(f"{source}: model_index.json is a {index.get('_class_name')!r}, not an Edit2PerceivePipeline")
+    if not (source / "prompt_cache").is_dir():
+        raise ValueError(f"{source}: no prompt_cache/ (save the pipeline once with its text encoders)")
+    if folder.exists() and any(folder.iterdir()):
+        raise FileExistsError(f"{folder}: not empty; choose a new folder for the export")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
+    try:
+        for name in OUR_ENTRIES:
+            if (source / name).is_dir():
+                shutil.copytree(source / name, tmp / name)
+        for name in BASE_COMPONENTS:
+            if name in index:
+                index[name] = [None, None]
+        (tmp / "model_index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+        task = index["task"]["name"] if isinstance(index.get("task"), dict) else index.get("task")
+        (card or model_card(task)).save(tmp / "README.md")
+        if folder.exists():
+            folder.rmdir()
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def upload_folder(folder: str | os.PathLike, repo_id: str, *, private: bool = False, token: str | None = None,
+                  commit_message: str = "Upload Edit2Perceive model") -> str:
+    """Create ``repo_id`` if needed and upload an exported folder."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message)
+    return str(getattr(info, "commit_url", info))
+
+
+def push_to_hub(pipe, repo_id: str, *, card=None, private: bool = False, dry_run_dir: str | None = None,
+                token: str | None = None, commit_message: str = "Upload Edit2Perceive model") -> str:
+    """Upload our parts of ``pipe`` to ``repo_id`` (see :func:`export_for_hub`).
+
+    ``dry_run_dir``: only write the folder that would be uploaded and return its path.
+    """
+    if dry_run_dir is not None:
+        return str(export_for_hub(pipe, dry_run_dir, card=card))
+    with tempfile.TemporaryDirectory() as tmp:
+        export_for_hub(pipe, Path(tmp) / "export", card=card)
+        return upload_folder(Path(tmp) / "export", repo_id, private=private, token=token, commit_message=commit_message)
+
+
+def load_summaries(paths) -> list[dict]:
+    """``summary.json`` files (or folders holding one) -> summary dicts."""
+    out = []
+    for p in paths:
+        p = Path(p)
+        p = p / "summary.json" if p.is_dir() else p
+        with open(p) as f:
+            out.append(json.load(f))
+    return out
