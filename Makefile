@@ -22,7 +22,7 @@ $(STAMP): setup.py constraints.txt
 		echo "No CUDA: installing the CPU wheel torch==2.13.0"; \
 		$(PIP) install --quiet torch==2.13.0; \
 	fi
-	$(PIP) install --quiet -c constraints.txt -e ".[train,eval,hub,dev]"
+	$(PIP) install --quiet -c constraints.txt -e ".[train,eval,hub,demo,dev]"
 	@touch $(STAMP)
 
 test: venv
@@ -31,15 +31,21 @@ test: venv
 test-all: venv
 	$(PY) -m pytest -m "" $(PYTEST_ARGS)
 
+# make demo: synthetic scenes -> fit tiny VAE -> train tiny depth/normal/matting -> evaluate -> predict
+# on photographs -> demo_report/. With MODEL=DIR_OR_HUB_ID: skip training and run that model.
+MODEL ?=
+DEMO_DIR ?= demo_report
 demo: venv
-	@echo "make demo: the end-to-end demo (synthetic scenes -> train -> evaluate -> report)"
-	@echo "arrives with a later issue. Until then, try: make test"
+	HF_HUB_OFFLINE=$(if $(MODEL),0,1) $(PY) -m edit2perceive.demo --output-dir $(DEMO_DIR) $(if $(MODEL),--model $(MODEL))
 
 bench: venv
-	@echo "make bench: benchmarks arrive with the performance issue."
+	$(PY) -m benchmarks.bench_inference
+	$(PY) -m benchmarks.bench_training
+	$(PY) benchmarks/bench_data.py
+	$(PY) benchmarks/bench_metrics.py
 
 lint: venv
 	$(PY) -m ruff check src tests
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache demo_report

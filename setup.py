@@ -16,7 +16,8 @@ extras = {
     ],
     "eval": ["evaluate>=0.4", "scipy>=1.10", "datasets>=3.0", "scikit-image>=0.22"],
     "hub": ["huggingface_hub>=0.30"],
-    "dev": ["pytest>=8", "pytest-timeout", "ruff"],
+    "demo": ["gradio>=5", "scikit-image>=0.22"],
+    "dev": ["pytest>=8", "pytest-timeout", "ruff", "pyyaml", "gradio>=5", "playwright>=1.40"],
 }
 extras["all"] = sorted({req for reqs in extras.values() for req in reqs})
 

@@ -122,8 +122,10 @@ def tiny_transformer_config() -> dict:
     }
 
 
-def tiny_kontext_components(seed: int = 0, *, dtype: torch.dtype = torch.float32) -> dict:
+def tiny_kontext_components(seed: int = 0, *, dtype: torch.dtype = torch.float32, transformer_config: dict | None = None) -> dict:
     """Every FluxKontextPipeline component, tiny and randomly initialized (deterministic by ``seed``).
+
+    ``transformer_config``: overrides of :func:`tiny_transformer_config` (e.g. more blocks).
 
     Returns a dict with the keys of diffusers' ``FluxKontextPipeline``: ``transformer``,
     ``vae``, ``text_encoder`` (CLIP), ``tokenizer``, ``text_encoder_2`` (T5),
@@ -136,7 +138,7 @@ def tiny_kontext_components(seed: int = 0, *, dtype: torch.dtype = torch.float32
     tokenizer_2 = tiny_t5_tokenizer()
 
     torch.manual_seed(seed)
-    transformer = FluxTransformer2DModel(**tiny_transformer_config())
+    transformer = FluxTransformer2DModel(**{**tiny_transformer_config(), **(transformer_config or {})})
 
     torch.manual_seed(seed + 1)
     vae = AutoencoderKL(**tiny_vae_config())
