@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 BASE_MODEL = "black-forest-labs/FLUX.1-Kontext-dev"
@@ -45,6 +46,24 @@ CARD_METRICS = {
 }
 #: pipeline components that belong to the base model and are never uploaded
 BASE_COMPONENTS = ("vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler")
+
+
+@contextmanager
+def _atomic_folder(folder: Path):
+    """Yield a temporary sibling folder that replaces ``folder`` (new or empty) on success
+    and disappears on any error."""
+    if folder.exists() and any(folder.iterdir()):
+        raise FileExistsError(f"{folder}: not empty; choose a new folder for the export")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
+    try:
+        yield tmp
+        if folder.exists():
+            folder.rmdir()
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def eval_results(summaries: list[dict]):
@@ -161,27 +180,17 @@ def export_for_hub(pipe, folder: str | os.PathLike, *, card=None) -> Path:
     ``model_index.json``; load them from the base repository. Written to a temporary
     folder first and moved into place, so a failure leaves nothing behind.
     """
-    folder = Path(folder)
-    if folder.exists() and any(folder.iterdir()):
-        raise FileExistsError(f"{folder}: not empty; choose a new folder for the export")
     if pipe.prompt_cache is None:
         pipe.ensure_prompt_cache()
     parked = {name: getattr(pipe, name) for name in BASE_COMPONENTS}
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
     try:
-        pipe.register_modules(**dict.fromkeys(BASE_COMPONENTS))
-        pipe.save_pretrained(tmp)
-        (card or model_card(pipe.task.name)).save(tmp / "README.md")
-        if folder.exists():
-            folder.rmdir()
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with _atomic_folder(Path(folder)) as tmp:
+            pipe.register_modules(**dict.fromkeys(BASE_COMPONENTS))
+            pipe.save_pretrained(tmp)
+            (card or model_card(pipe.task.name)).save(tmp / "README.md")
     finally:
         pipe.register_modules(**parked)
-    return folder
+    return Path(folder)
 
 
 OUR_ENTRIES = ("transformer", "transformer_lora", "prompt_cache")
@@ -200,11 +209,7 @@ def export_folder(source: str | os.PathLike, folder: str | os.PathLike, *, card=
         raise ValueError(f"{source}: model_index.json is a {index.get('_class_name')!r}, not an Edit2PerceivePipeline")
     if not (source / "prompt_cache").is_dir():
         raise ValueError(f"{source}: no prompt_cache/ (save the pipeline once with its text encoders)")
-    if folder.exists() and any(folder.iterdir()):
-        raise FileExistsError(f"{folder}: not empty; choose a new folder for the export")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
-    try:
+    with _atomic_folder(folder) as tmp:
         for name in OUR_ENTRIES:
             if (source / name).is_dir():
                 shutil.copytree(source / name, tmp / name)
@@ -214,12 +219,6 @@ def export_folder(source: str | os.PathLike, folder: str | os.PathLike, *, card=
         (tmp / "model_index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
         task = index["task"]["name"] if isinstance(index.get("task"), dict) else index.get("task")
         (card or model_card(task)).save(tmp / "README.md")
-        if folder.exists():
-            folder.rmdir()
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
 
 

@@ -360,3 +360,14 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             pred = pred.numpy() if isinstance(pred, torch.Tensor) else [p.numpy() for p in pred]
         return Edit2PerceivePipelineOutput(prediction=pred, latent=lat)
 
+
+def load_pipeline(model: str, *, task: str | None = None, device: str | None = None) -> Edit2PerceivePipeline:
+    """Load a pipeline for inference: bf16 on CUDA (default when available), float32 on CPU,
+    progress bars off. ``task`` (if given) must match the model's task."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+    pipe = Edit2PerceivePipeline.from_pretrained(model, torch_dtype=dtype)
+    if task is not None and pipe.task.name != task:
+        raise ValueError(f"{model}: the model was trained for task {pipe.task.name!r}, not {task!r}")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)

@@ -76,7 +76,6 @@ def test_kitti_protocols_through_cli(tmp_path, capsys):
 
 def test_model_path_uses_pipeline_contract(tmp_path, monkeypatch, capsys):
     """--model goes through PipelinePredictor: from_pretrained, task check, pipe(image, points=...)."""
-    import edit2perceive
     from edit2perceive.evaluation import predictors
 
     alphas = write_matting(tmp_path / "data", "am2k")
@@ -105,8 +104,10 @@ def test_model_path_uses_pipeline_contract(tmp_path, monkeypatch, capsys):
             w, h = image.size
             return FakeOut(np.full((h, w), 0.5, np.float32))
 
-    # setitem on the module dict: setattr would first trigger the lazy (slow) import of the real pipeline
-    monkeypatch.setitem(edit2perceive.__dict__, "Edit2PerceivePipeline", FakePipe)
+    # the loader (edit2perceive.pipeline.load_pipeline) resolves the class in its own module
+    import edit2perceive.pipeline as pipeline_module
+
+    monkeypatch.setattr(pipeline_module, "Edit2PerceivePipeline", FakePipe)
     rc = main(["evaluate", "--task", "matting", "--dataset", "am2k", "--data-dir", str(tmp_path / "data"),
                "--model", "some/model", "--output-dir", str(tmp_path / "o"), "--processing-resolution", "512",
                "--no-progress"])

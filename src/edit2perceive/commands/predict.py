@@ -40,20 +40,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def load_pipeline(model: str, task: str, device: str | None):
-    import torch
-
-    from edit2perceive import Edit2PerceivePipeline
-
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    pipe = Edit2PerceivePipeline.from_pretrained(model, torch_dtype=dtype)
-    if pipe.task.name != task:
-        raise ValueError(f"{model}: the model was trained for task {pipe.task.name!r}, not {task!r} (--task)")
-    pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
-
-
 def run(args) -> int:
     from tqdm.auto import tqdm
 
@@ -69,8 +55,10 @@ def run(args) -> int:
     if args.task != "matting" and args.points:
         print(f"e2p predict: --points is only used by the matting task, not {args.task!r}", file=sys.stderr)
         return 2
+    from edit2perceive.pipeline import load_pipeline
+
     try:
-        pipe = load_pipeline(args.model, args.task, args.device)
+        pipe = load_pipeline(args.model, task=args.task, device=args.device)
     except (ValueError, OSError) as err:
         print(f"e2p predict: cannot use model: {err}", file=sys.stderr)
         return 2

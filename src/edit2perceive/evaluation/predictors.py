@@ -71,17 +71,9 @@ class PipelinePredictor:
     @property
     def pipe(self):
         if self._pipe is None:
-            import torch
+            from edit2perceive.pipeline import load_pipeline
 
-            from edit2perceive import Edit2PerceivePipeline
-
-            device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-            dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-            pipe = Edit2PerceivePipeline.from_pretrained(self.model, torch_dtype=dtype)
-            if pipe.task.name != self.task:
-                raise ValueError(f"{self.model}: the model was trained for task {pipe.task.name!r}, not {self.task!r}")
-            pipe.set_progress_bar_config(disable=True)
-            self._pipe = pipe.to(device)
+            self._pipe = load_pipeline(self.model, task=self.task, device=self.device)
         return self._pipe
 
     @property
