@@ -20,7 +20,9 @@ from benchmarks.common import machine, markdown_table, peak_rss_mb, reset_peak_r
 CONFIGS = [
     ("full, AdamW, pixel loss", {}),
     ("full, AdamW, no pixel loss", {"pixel_loss": False}),
-    ("full, AdamW, pixel loss, grad. checkpointing", {"gradient_checkpointing": True}),
+    ("full, AdamW, pixel loss, grad. checkpointing (DiT only)",
+     {"gradient_checkpointing": True, "vae_gradient_checkpointing": False}),
+    ("full, AdamW, pixel loss, grad. checkpointing (DiT + VAE decoder)", {"gradient_checkpointing": True}),
     ("full, 8-bit AdamW, pixel loss", {"optim": "adamw_bnb_8bit"}),
     ("LoRA r=16, AdamW, pixel loss", {"use_lora": True}),
     ("LoRA r=16, AdamW, pixel loss, grad. checkpointing", {"use_lora": True, "gradient_checkpointing": True}),
@@ -82,6 +84,7 @@ def main(argv=None) -> int:
     parser.add_argument("--resolution", type=int, default=128)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--steps", type=int, default=4, help="timed steps after one warm-up step (median)")
+    parser.add_argument("--only", default=None, help="run only configurations whose name contains this text")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -89,7 +92,7 @@ def main(argv=None) -> int:
         return 0
     base = {"resolution": args.resolution, "batch": args.batch, "steps": args.steps}
     rows = []
-    for name, cfg in CONFIGS:
+    for name, cfg in [c for c in CONFIGS if args.only is None or args.only in c[0]]:
         r = run_isolated("benchmarks.bench_training", {**base, **cfg})
         rows.append({"configuration": name, "seconds / step": r["seconds"], "peak above pre-training RSS (MiB)": r["peak_mb"],
                      "trainable params": r["trainable"]})

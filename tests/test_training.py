@@ -240,3 +240,17 @@ def test_fsdp_config_wraps_flux_blocks():
     for name in ("single_gpu", "multi_gpu_ddp", "deepspeed_zero2", "deepspeed_zero3"):
         text = open(os.path.join(root, f"{name}.yaml")).read()
         assert text.startswith("#") and yaml.safe_load(text)["mixed_precision"] == "bf16"
+
+
+def test_vae_gradient_checkpointing_keeps_gradients(tmp_path):
+    """Checkpointing the frozen decoder (for L_cons) changes memory, not the gradients."""
+    grads = []
+    for vae_gc in (False, True):
+        trainer, c = make_trainer(tmp_path / str(vae_gc), steps_per_epoch=1, sigma_sampling="one", multires_noise=False,
+                                  gradient_checkpointing=True, vae_gradient_checkpointing=vae_gc)
+        assert c["vae"].decoder.gradient_checkpointing is vae_gc
+        trainer.state.global_step = 3  # lambda > 0: the decoder backward runs
+        trainer.model.train()
+        trainer.compute_loss(trainer.model, trainer.data_collator(make_data(2))).backward()
+        grads.append(torch.cat([p.grad.flatten() for p in trainer.model.parameters() if p.grad is not None]))
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-6, rtol=1e-5)

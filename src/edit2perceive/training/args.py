@@ -68,6 +68,13 @@ class Edit2PerceiveTrainingArguments(TrainingArguments):
         default="to_q,to_k,to_v,to_out.0,add_q_proj,add_k_proj,add_v_proj,to_add_out",
         metadata={"help": "Comma-separated module names that receive LoRA adapters."},
     )
+    vae_gradient_checkpointing: bool = field(
+        default=True,
+        metadata={
+            "help": "With gradient checkpointing and the pixel loss, also checkpoint the frozen VAE decoder, whose "
+            "full-resolution activations the L_cons backward otherwise keeps (less memory, some recompute)."
+        },
+    )
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Keep False: batches are dicts built by the Edit2Perceive collator."}
     )

@@ -94,6 +94,8 @@ class Edit2PerceiveTrainer(Trainer):
             model.requires_grad_(True)
         if args.activation_checkpointing or args.gradient_checkpointing:
             model.enable_gradient_checkpointing()  # diffusers' own switch
+            if args.pixel_loss and args.vae_gradient_checkpointing:
+                vae.enable_gradient_checkpointing()  # L_cons back-propagates through the decoder
             args.activation_checkpointing = args.gradient_checkpointing = False  # the Trainer must not try its own
             self.uses_gradient_checkpointing = True
         else:
