@@ -45,7 +45,7 @@ bench: venv
 	$(PY) benchmarks/bench_metrics.py
 
 lint: venv
-	$(PY) -m ruff check src tests
+	$(PY) -m ruff check src tests examples benchmarks dataset_scripts metrics
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache demo_report

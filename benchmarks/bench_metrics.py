@@ -33,7 +33,7 @@ def make_data(n: int, h: int = 480, w: int = 640, seed: int = 0):
     base = 1.0 + 6.0 * (0.6 * xx / w + 0.4 * yy / h)
     mask = np.zeros((h, w), bool)
     mask[45:471, 41:601] = True
-    for i in range(n):
+    for _ in range(n):
         gt = (base * rng.uniform(0.7, 1.3) + rng.uniform(0, 0.2, size=(h, w))).astype(np.float32)
         pred = (0.3 * np.sqrt(gt) + 0.05 + rng.normal(scale=0.01, size=(h, w))).astype(np.float32)
         yield pred, gt, mask

@@ -34,7 +34,6 @@ def child(cfg: dict) -> dict:
     import time
 
     import numpy as np
-    import torch
 
     from benchmarks.bench_inference import components
     from edit2perceive.prompts import encode_prompt

@@ -11,7 +11,7 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from edit2perceive import Edit2PerceivePipeline
 from edit2perceive.cli import main
-from edit2perceive.hub import export_for_hub, model_card
+from edit2perceive.hub import model_card
 
 sys.path.insert(0, str(Path(__file__).parent / "evaluation"))
 from e2p_dataset_fixtures import write_nyuv2  # noqa: E402  (real NYUv2 layout)

@@ -19,7 +19,7 @@ def test_modes_are_converted_to_rgb(tmp_path):
     rgba = Image.fromarray(np.dstack([rgb, np.zeros((32, 24), np.uint8)]))
     (a,) = load_rgb_inputs(rgba)  # alpha dropped, colour kept
     assert torch.allclose(a, t)
-    sixteen = Image.fromarray((rgb[..., 0].astype(np.uint16) * 257))  # 16-bit: x * 257 -> x / 255
+    sixteen = Image.fromarray(rgb[..., 0].astype(np.uint16) * 257)  # 16-bit: x * 257 -> x / 255
     assert sixteen.mode.startswith("I")
     (s,) = load_rgb_inputs(sixteen)
     np.testing.assert_allclose(s[0, 0].numpy(), rgb[..., 0] / 255.0, atol=1e-6)

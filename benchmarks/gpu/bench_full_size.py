@@ -99,10 +99,10 @@ def inference_rows(transformer, vae, resolutions) -> list[dict]:
             context = modeling.encode_image(vae, image)
             noise = flow.base_noise(context.shape[1:], batch_size=1, device="cuda", dtype=torch.bfloat16)
 
-            def dit():
+            def dit(noise=noise, context=context):
                 return modeling.predict_velocity(transformer, noise, 1.0, [context], prompt, pooled)
 
-            def full():
+            def full(noise=noise, image=image):
                 ctx = modeling.encode_image(vae, image)
                 v = modeling.predict_velocity(transformer, noise, 1.0, [ctx], prompt, pooled)
                 return modeling.decode_latents(vae, flow.one_step_estimate(noise, v, 1.0))

@@ -143,9 +143,9 @@ def train_and_evaluate(report_dir: Path, *, quick: bool) -> tuple[dict, dict]:
 
 
 def _synthetic_panel(path: Path, task: str, examples, preds) -> None:
-    from .visualize import alpha_to_image, depth_to_color, normals_to_rgb, side_by_side
-
     import PIL.Image
+
+    from .visualize import alpha_to_image, depth_to_color, normals_to_rgb, side_by_side
 
     rows = []
     for ex, pred in zip(examples, preds):
@@ -178,7 +178,14 @@ def predict_photos(pipes: dict, report_dir: Path, *, resolution: int) -> dict:
     """Run every pipeline on the bundled photographs; panels per photo; motorcycle depth score."""
     import PIL.Image
 
-    from .visualize import alpha_to_image, depth_to_color, draw_points, normals_to_rgb, side_by_side, write_outputs
+    from .visualize import (
+        alpha_to_image,
+        depth_to_color,
+        draw_points,
+        normals_to_rgb,
+        side_by_side,
+        write_outputs,
+    )
 
     photos = demo_photos()
     scores = {}
@@ -226,8 +233,8 @@ def write_summary(report_dir: Path, metrics: dict) -> None:
     if metrics.get("photos"):
         lines += ["", "## Middlebury motorcycle (real photograph, ground-truth disparity)", "",
                   "| predictor | AbsRel | delta1 |", "|---|---|---|"]
-        for name, s in metrics["photos"].items():
-            for who, m in s.items():
+        for scores in metrics["photos"].values():
+            for who, m in scores.items():
                 lines.append(f"| {who} | {m['abs_rel']:.3f} | {m['delta1']:.3f} |")
     lines += ["", "## Photographs (input | " + " | ".join(metrics["tasks"]) + ")", ""]
     lines += [f"![{p}](panels/{p}_panel.png)" for p in ("astronaut", "coffee", "chelsea", "motorcycle")]

@@ -15,7 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, DiffusionPipeline, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
+from diffusers import (
+    AutoencoderKL,
+    DiffusionPipeline,
+    FlowMatchEulerDiscreteScheduler,
+    FluxTransformer2DModel,
+)
 from diffusers.utils import BaseOutput
 
 from . import flow, modeling
@@ -318,7 +323,7 @@ class Edit2PerceivePipeline(DiffusionPipeline):
                     lat_shape, seed=self.config.noise_seed, batch_size=len(idx), device=device, dtype=self.transformer.dtype
                 )
 
-            def velocity(x, sigma):
+            def velocity(x, sigma, contexts=contexts):  # bound now: used within this batch only
                 return modeling.predict_velocity(
                     self.transformer, x, sigma, contexts, prompt_embeds, pooled, guidance=self.config.guidance
                 )

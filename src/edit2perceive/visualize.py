@@ -110,7 +110,7 @@ def write_outputs(outputs: dict[str, object], output_dir: str | os.PathLike, ste
     final = [output_dir / f"{stem}_{suffix}" for suffix in outputs]
     with tempfile.TemporaryDirectory(dir=output_dir, prefix=".partial-") as tmp:
         staged = []
-        for (suffix, value), target in zip(outputs.items(), final):
+        for value, target in zip(outputs.values(), final):
             path = Path(tmp) / target.name
             if isinstance(value, np.ndarray):
                 np.save(path, value)

@@ -3,9 +3,6 @@ masks, crops and the protocol variants."""
 
 import numpy as np
 import pytest
-
-from edit2perceive.evaluation import get_reader, make_protocol
-from edit2perceive.evaluation.crops import kitti_eigen_crop
 from e2p_dataset_fixtures import (
     write_diode,
     write_eth3d,
@@ -15,6 +12,9 @@ from e2p_dataset_fixtures import (
     write_nyuv2,
     write_scannet,
 )
+
+from edit2perceive.evaluation import get_reader, make_protocol
+from edit2perceive.evaluation.crops import kitti_eigen_crop
 
 
 def _reader(task, dataset, root, protocol="marigold", **kw):
@@ -47,9 +47,9 @@ def test_kitti_marigold_kb_crop_then_eigen(tmp_path):
     kb = full[23:375, 13:1229]
     assert s.target.shape == (352, 1216) and s.load_rgb().shape == (352, 1216, 3)
     np.testing.assert_allclose(s.target, kb)
-    t, b, l, r = kitti_eigen_crop(352, 1216)
+    top, bottom, left, right = kitti_eigen_crop(352, 1216)
     crop = np.zeros((352, 1216), bool)
-    crop[t:b, l:r] = True
+    crop[top:bottom, left:right] = True
     np.testing.assert_array_equal(s.valid_mask, crop & (kb > 1e-5) & (kb < 80))
 
 

@@ -5,9 +5,9 @@ import json
 
 import numpy as np
 import pytest
+from e2p_dataset_fixtures import write_kitti, write_matting, write_nyuv2
 
 from edit2perceive.cli import main
-from e2p_dataset_fixtures import write_kitti, write_matting, write_nyuv2
 
 
 def _save_predictions(folder, preds):

@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from e2p_dataset_fixtures import write_diode, write_matting, write_normals, write_nyuv2, write_scannet
 
 from edit2perceive.evaluation import evaluate_benchmark, paper_table
-from e2p_dataset_fixtures import write_diode, write_matting, write_normals, write_nyuv2, write_scannet
 
 
 def _sqrt_encoded_predictor(gts):
@@ -97,7 +97,7 @@ def test_empty_mask_nan_row_vs_edit2perceive_skip(tmp_path):
 
 
 def test_nonfinite_prediction_error_names_sample_or_is_masked(tmp_path):
-    gts = write_scannet(tmp_path)
+    write_scannet(tmp_path)
 
     def nan_pred(rgb, points):
         out = np.ones(rgb.shape[:2])
@@ -175,7 +175,8 @@ def test_matting_oracle_points_recorded_and_used(tmp_path):
 
 
 def test_paper_table_combines_datasets_in_paper_order():
-    mk = lambda d, a, b: {"task": "depth", "dataset": d, "method": "ours", "metrics": {"abs_rel": a, "delta1": b}}
+    def mk(d, a, b):
+        return {"task": "depth", "dataset": d, "method": "ours", "metrics": {"abs_rel": a, "delta1": b}}
     table = paper_table([mk("kitti", 0.079, 0.945), mk("nyuv2", 0.044, 0.976)])
     assert table.splitlines()[0] == "| Method | NYUv2 AbsRel↓ | NYUv2 δ1↑ | KITTI AbsRel↓ | KITTI δ1↑ |"
     assert table.splitlines()[2] == "| ours | 4.4 | 97.6 | 7.9 | 94.5 |"

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from e2p_dataset_fixtures import kitti_line
 
 from edit2perceive.evaluation import make_protocol, oracle_points, resolve_alignment
 from edit2perceive.evaluation.crops import eval_crop_mask, kb_crop_box, kitti_eigen_crop
 from edit2perceive.evaluation.depth_kitti import kitti_split_entries
-from e2p_dataset_fixtures import kitti_line
 
 
 def test_kitti_crops_for_a_375x1242_image():

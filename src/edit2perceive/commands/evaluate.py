@@ -23,8 +23,8 @@ def register(subparsers) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", required=True, choices=["depth", "normal", "matting"])
     p.add_argument("--dataset", required=True,
-                   help=f"benchmark: depth nyuv2|kitti|eth3d|scannet|diode; normal nyuv2|scannet|ibims|diode; "
-                        f"matting aim500|p3m500np|am2k")
+                   help="benchmark: depth nyuv2|kitti|eth3d|scannet|diode; normal nyuv2|scannet|ibims|diode; "
+                        "matting aim500|p3m500np|am2k")
     p.add_argument("--data-dir", required=True, type=Path, help="the dataset folder in its distributed layout")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", help="saved pipeline folder or Hugging Face Hub id")
@@ -53,7 +53,12 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from edit2perceive.evaluation import PipelinePredictor, SavedPredictions, evaluate_benchmark, make_protocol
+    from edit2perceive.evaluation import (
+        PipelinePredictor,
+        SavedPredictions,
+        evaluate_benchmark,
+        make_protocol,
+    )
     from edit2perceive.evaluation.report import paper_table
 
     try:

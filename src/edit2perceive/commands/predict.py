@@ -41,10 +41,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from tqdm.auto import tqdm
-
     import numpy as np
     import PIL.Image
+    from tqdm.auto import tqdm
 
     from edit2perceive.images import open_image, pil_to_unit_rgb
     from edit2perceive.visualize import render_outputs, write_outputs

@@ -15,8 +15,14 @@ import datasets
 import evaluate
 import numpy as np
 
-from edit2perceive.metrics import DEPTH_METRIC_NAMES, MATTING_METRIC_NAMES, NORMAL_METRIC_NAMES
-from edit2perceive.metrics import depth_metrics, matting_metrics, normal_errors
+from edit2perceive.metrics import (
+    DEPTH_METRIC_NAMES,
+    MATTING_METRIC_NAMES,
+    NORMAL_METRIC_NAMES,
+    depth_metrics,
+    matting_metrics,
+    normal_errors,
+)
 from edit2perceive.metrics.normal import NORMAL_THRESHOLDS, summarize_angular_errors
 
 ARRAY_INPUTS = ("predictions", "references", "valid_masks", "trimaps")

@@ -8,9 +8,9 @@ dataset of 24-megapixel images holds one image in memory.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import PIL.Image

@@ -11,11 +11,11 @@ Accumulators (:class:`MeanAccumulator`, :class:`NormalAccumulator`) aggregate a 
 with fixed-size state and combine across processes. See PROTOCOLS.md for the formulas.
 """
 
+from ._inputs import count_nonfinite
 from .accumulate import MeanAccumulator, NormalAccumulator
 from .depth import ALIGNMENTS, DEPTH_METRIC_NAMES, align_depth, depth_metrics, fit_scale_shift
 from .matting import CONN_MODES, MATTING_METRIC_NAMES, conn_error, grad_error, matting_metrics
 from .normal import NORMAL_METRIC_NAMES, angular_error_deg, normal_errors, normal_metrics
-from ._inputs import count_nonfinite
 
 __all__ = [
     "ALIGNMENTS",

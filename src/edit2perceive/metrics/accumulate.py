@@ -58,7 +58,7 @@ class MeanAccumulator:
         self.nans += ~finite
         self.num_images += 1
 
-    def merge(self, other: "MeanAccumulator") -> "MeanAccumulator":
+    def merge(self, other: MeanAccumulator) -> MeanAccumulator:
         if other.keys != self.keys:
             raise ValueError(f"cannot merge accumulators with keys {other.keys} into {self.keys}")
         self.sums += other.sums
@@ -70,7 +70,7 @@ class MeanAccumulator:
     def state(self) -> np.ndarray:
         return np.concatenate([self.sums, self.counts, self.nans, [self.num_images]])
 
-    def load_state(self, vector: np.ndarray) -> "MeanAccumulator":
+    def load_state(self, vector: np.ndarray) -> MeanAccumulator:
         k = len(self.keys)
         v = np.asarray(vector, dtype=np.float64)
         if v.shape != (3 * k + 1,):
@@ -79,7 +79,7 @@ class MeanAccumulator:
         self.num_images = int(round(v[-1]))
         return self
 
-    def gather(self, accelerator) -> "MeanAccumulator":
+    def gather(self, accelerator) -> MeanAccumulator:
         """Dataset-wide accumulator (sum of every process's state)."""
         return type(self)(self.keys).load_state(reduce_sum(self.state(), accelerator))
 
@@ -153,7 +153,7 @@ class NormalAccumulator:
     def state(self) -> np.ndarray:
         return np.concatenate([self.hist, [self.sum, self.sum_sq, self.num_pixels], self.below, self.per_image.state()])
 
-    def load_state(self, vector: np.ndarray) -> "NormalAccumulator":
+    def load_state(self, vector: np.ndarray) -> NormalAccumulator:
         v = np.asarray(vector, dtype=np.float64)
         nb, nt = self.NUM_BINS, len(NORMAL_THRESHOLDS)
         expected = nb + 3 + nt + len(self.per_image.state())
@@ -165,8 +165,8 @@ class NormalAccumulator:
         self.per_image.load_state(v[nb + 3 + nt:])
         return self
 
-    def merge(self, other: "NormalAccumulator") -> "NormalAccumulator":
+    def merge(self, other: NormalAccumulator) -> NormalAccumulator:
         return self.load_state(self.state() + other.state())
 
-    def gather(self, accelerator) -> "NormalAccumulator":
+    def gather(self, accelerator) -> NormalAccumulator:
         return NormalAccumulator().load_state(reduce_sum(self.state(), accelerator))

@@ -6,7 +6,6 @@ import numpy as np
 from transformers import TrainerCallback
 
 
-
 def evaluate_predictions(task_name: str, predictions, examples, *, depth_encoding: str = "sqrt") -> dict:
     """Mean task metrics of pipeline predictions against example dicts (per-image mean).
 
