@@ -110,7 +110,7 @@ def train_and_evaluate(report_dir: Path, *, quick: bool) -> tuple[dict, dict]:
     for task in tqdm(TASKS, desc="train tiny models"):
         model_dir = report_dir / "models" / task
         cfg = TinyRunConfig(task=task, size=size, num_train=n_train, num_val=len(val), train_steps=steps[task])
-        run = run_tiny(cfg, str(model_dir), vae=copy.deepcopy(vae), progress=False)
+        run = run_tiny(cfg, str(model_dir), vae=copy.deepcopy(vae), progress=True)
         pipe = Edit2PerceivePipeline.from_pretrained(model_dir)
         pipe.set_progress_bar_config(disable=True)
         untrained = Edit2PerceivePipeline.from_pretrained(model_dir)

@@ -96,9 +96,23 @@ def test_state_dict_resumes_at_the_checkpoint():
     mix.load_state_dict(state)
     again = ids(mix, 25)
     assert not set(again) & set(first)  # never replays what was consumed before the checkpoint
-    # exact in almost every run; datasets 5.2 intermittently resumes one example late when the
-    # checkpoint falls on the last example of a shard (seen ~1 run in 10): allow that, nothing else
-    assert again == rest or again[:24] == rest[1:], (rest[:5], again[:5])
+    # exact in almost every run; datasets 5.2 intermittently resumes one source's stream one
+    # example late when the checkpoint falls on the last example of a shard (seen ~1 run in 10):
+    # the mixture's source choices stay the same and that one source skips one example.
+    # Allow exactly that, nothing else.
+    if again != rest:
+        def source(x):
+            return x.split("/")[0]
+
+        assert [source(x) for x in again] == [source(x) for x in rest], (rest[:5], again[:5])
+        shifted = []
+        for name in {source(x) for x in rest}:
+            r = [x for x in rest if source(x) == name]
+            a = [x for x in again if source(x) == name]
+            if a != r:
+                assert a[:-1] == r[1:], (name, r[:5], a[:5])
+                shifted.append(name)
+        assert len(shifted) == 1, shifted
 
 
 def test_bad_samples_in_a_stream_are_skipped_with_a_warning():
