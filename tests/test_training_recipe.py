@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -37,8 +38,11 @@ def test_two_processes_shard_the_data(tmp_path):
     `--cpu` would start a single process)."""
     out = tmp_path / "ddp"
     env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    with socket.socket() as sock:  # a free port, so concurrent runs cannot collide
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port),
            str(ROOT / "examples" / "train_depth.py"), *SMALL, "--output_dir", str(out), "--max_steps", "2",
            "--num_train_examples", "8", "--dataloader_drop_last", "true"]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)

@@ -208,7 +208,8 @@ def test_runner_across_two_processes_equals_one(tmp_path):
     write_scannet(tmp_path / "data")
     (tmp_path / "run.py").write_text(DIST_RUN)
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    proc = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29534", str(tmp_path / "run.py"),
+    # --standalone: a free rendezvous port, so concurrent runs cannot collide
+    proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", str(tmp_path / "run.py"),
                            str(tmp_path / "data"), str(tmp_path / "out"), str(tmp_path / "res.json")],
                           capture_output=True, text=True, timeout=180, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
