@@ -197,6 +197,10 @@ res = evaluate_benchmark("depth", "scannet", sys.argv[1], predict, accelerator=a
                          output_dir=sys.argv[2] if acc.is_main_process else None)
 if acc.is_main_process:
     json.dump({"world": acc.num_processes, "summary": res.summary, "rows": res.rows}, open(sys.argv[3], "w"))
+# tear gloo down explicitly: left to interpreter exit it can abort ("terminate called ...")
+import torch.distributed as dist
+dist.barrier()
+dist.destroy_process_group()
 """
 
 

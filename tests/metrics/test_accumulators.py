@@ -130,6 +130,10 @@ DIST_SCRIPT = textwrap.dedent(
     if acc.is_main_process:
         json.dump({"processes": acc.num_processes, "depth": d.result(), "images": d.num_images,
                    "normal": n.result()}, open(sys.argv[1], "w"))
+    # tear gloo down explicitly: left to interpreter exit it can abort ("terminate called ...")
+    import torch.distributed as dist
+    dist.barrier()
+    dist.destroy_process_group()
     """
 )
 
@@ -139,7 +143,8 @@ def test_gather_across_two_real_processes(tmp_path):
     script.write_text(DIST_SCRIPT)
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29533", str(script), str(out)],
+    # --standalone: a free rendezvous port, so concurrent runs cannot collide
+    proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", str(script), str(out)],
                           capture_output=True, text=True, timeout=180, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     import json

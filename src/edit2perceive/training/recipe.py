@@ -152,6 +152,9 @@ def main(task_name: str, argv: list[str] | None = None) -> int:
     if args.should_save and vae_report is not None:
         with open(os.path.join(args.output_dir, "vae_fit.json"), "w") as f:
             json.dump(vae_report, f)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()  # tear the process group down here, not at interpreter exit
+        torch.distributed.destroy_process_group()
     return 0
 
 
