@@ -145,8 +145,9 @@ class Edit2PerceiveTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         args = self.args
         device = inputs["pixel_values"].device
-        self.vae.to(device)
-        self.prompt_cache.to(device)
+        if self.vae.device != device:  # the frozen parts follow the DiT once, not every step
+            self.vae.to(device)
+            self.prompt_cache.to(device)
         generator = self._generator()
         self.loss_calls += 1
         if model.training:
