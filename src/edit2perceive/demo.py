@@ -59,7 +59,9 @@ def _metric_module(name: str):
 def evaluate_with_modules(task: str, predictions: list[np.ndarray], examples: list[dict], *, encoding: str = "sqrt") -> dict:
     """Per-image-mean metrics through the ``evaluate`` modules in ``metrics/``."""
     if task == "depth":
-        alignment = {"sqrt": "least_squares_sqrt", "disparity": "least_squares_disparity"}.get(encoding, "least_squares")
+        from .evaluation.protocols import ALIGNMENT_FOR_ENCODING
+
+        alignment = ALIGNMENT_FOR_ENCODING.get(encoding, "least_squares")
         refs = [np.asarray(ex["depth"], np.float64) for ex in examples]
         max_depth = max(float(r[ex["valid_mask"]].max()) for r, ex in zip(refs, examples)) * 1.5
         out = _metric_module("depth_metrics").compute(

@@ -13,14 +13,13 @@ def evaluate_predictions(task_name: str, predictions, examples, *, depth_encodin
     (sqrt space for sqrt-encoded models); normal: mean angular error (degrees) and % < 11.25;
     matting: MAD and MSE over the whole image.
     """
+    from ..evaluation.protocols import ALIGNMENT_FOR_ENCODING
     from ..metrics import depth_metrics, matting_metrics, normal_metrics
 
     rows = []
     for pred, ex in zip(predictions, examples):
         if task_name == "depth":
-            alignment = "least_squares_sqrt" if depth_encoding == "sqrt" else "least_squares"
-            if depth_encoding == "disparity":
-                alignment = "least_squares_disparity"
+            alignment = ALIGNMENT_FOR_ENCODING.get(depth_encoding, "least_squares")
             gt = np.asarray(ex["depth"], dtype=np.float64)
             m = depth_metrics(pred, gt, ex["valid_mask"], alignment=alignment, min_depth=1e-3,
                               max_depth=float(gt[ex["valid_mask"]].max()) * 1.5)

@@ -137,16 +137,15 @@ def main(task_name: str, argv: list[str] | None = None) -> int:
         vae_examples = val
 
     transformer, vae, cache, vae_report = build_components(recipe, task, vae_examples, args.seed)
-    trainer = Edit2PerceiveTrainer(transformer, args, vae=vae, prompt_cache=cache, train_dataset=train)
+    # a fitted tiny VAE is part of the model: save it; a real model's VAE stays in the base repository
+    trainer = Edit2PerceiveTrainer(transformer, args, vae=vae, prompt_cache=cache, train_dataset=train,
+                                   save_vae=recipe.model == "tiny")
     if recipe.eval_every:
         callback = PerceptionEvalCallback(val, recipe.eval_every, processing_resolution=args.resolution)
         callback.trainer = trainer
         trainer.add_callback(callback)
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
     trainer.save_model(args.output_dir)
-    if recipe.model == "tiny" and args.should_save:
-        vae.save_pretrained(os.path.join(args.output_dir, "vae"))  # the fitted tiny VAE is part of this model
-        _set_vae_entry(args.output_dir)
     with open(os.path.join(args.output_dir, f"data_seen_rank{args.process_index}.json"), "w") as f:
         json.dump(trainer.seen_example_keys, f)
     if args.should_save and vae_report is not None:
@@ -156,16 +155,6 @@ def main(task_name: str, argv: list[str] | None = None) -> int:
         torch.distributed.barrier()  # tear the process group down here, not at interpreter exit
         torch.distributed.destroy_process_group()
     return 0
-
-
-def _set_vae_entry(folder: str) -> None:
-    """Point ``model_index.json``'s vae entry at the saved tiny VAE."""
-    path = os.path.join(folder, "model_index.json")
-    with open(path) as f:
-        index = json.load(f)
-    index["vae"] = ["diffusers", "AutoencoderKL"]
-    with open(path, "w") as f:
-        json.dump(index, f, indent=2, sort_keys=True)
 
 
 __all__ = ["RecipeArguments", "build_components", "main"]

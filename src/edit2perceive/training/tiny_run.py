@@ -97,7 +97,8 @@ def run_tiny(config: TinyRunConfig, output_dir: str, *, vae=None, progress: bool
         weight_decay=0.0, report_to=[], use_cpu=True, seed=config.seed, save_strategy="no", logging_steps=50,
         disable_tqdm=not progress, dataloader_drop_last=True, **config.training_overrides,
     )
-    trainer = Edit2PerceiveTrainer(c["transformer"], args, vae=c["vae"], prompt_cache=cache, train_dataset=train)
+    trainer = Edit2PerceiveTrainer(c["transformer"], args, vae=c["vae"], prompt_cache=cache, train_dataset=train,
+                                   save_vae=True)
     trainer.train()
     t_train = time.perf_counter() - started - t_data - t_vae
 
@@ -121,8 +122,7 @@ def run_tiny(config: TinyRunConfig, output_dir: str, *, vae=None, progress: bool
             config.task, [constant_baseline(config.task, train, (config.size, config.size))] * len(val), val,
             depth_encoding=encoding),
     }
-    pipe = trainer.build_pipeline(vae=c["vae"])
-    pipe.save_pretrained(output_dir)
+    trainer.save_model(output_dir)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {
         "task": config.task,

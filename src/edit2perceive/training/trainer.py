@@ -67,10 +67,13 @@ class Edit2PerceiveTrainer(Trainer):
         args: :class:`Edit2PerceiveTrainingArguments`.
         vae: the frozen ``AutoencoderKL``.
         prompt_cache: the task prompt's :class:`PromptCache` (no text encoders needed).
+        save_vae: save the VAE with every checkpoint (only when it is not the base model's,
+            e.g. a fitted tiny VAE); by default checkpoints leave it to the base repository.
         Other keyword arguments go to ``transformers.Trainer``.
     """
 
-    def __init__(self, model, args: Edit2PerceiveTrainingArguments, *, vae, prompt_cache: PromptCache, **kwargs):
+    def __init__(self, model, args: Edit2PerceiveTrainingArguments, *, vae, prompt_cache: PromptCache,
+                 save_vae: bool = False, **kwargs):
         if not isinstance(args, Edit2PerceiveTrainingArguments):
             raise TypeError("args must be Edit2PerceiveTrainingArguments")
         self.task = get_task(args.task, **args.task_options())
@@ -106,6 +109,7 @@ class Edit2PerceiveTrainer(Trainer):
         self.model_accepts_loss_kwargs = False
         self.vae = vae
         self.prompt_cache = prompt_cache
+        self.save_vae = save_vae
         self.loss_calls = 0
         self.seen_example_keys: list[int] = []  # per process: shows how data was sharded
         self._metrics: dict[str, list[float]] = defaultdict(list)
@@ -216,7 +220,7 @@ class Edit2PerceiveTrainer(Trainer):
         if not self.args.should_save:
             return
         os.makedirs(output_dir, exist_ok=True)
-        pipe = self.build_pipeline()
+        pipe = self.build_pipeline(vae=self.vae if self.save_vae else None)
         if self.args.use_lora:
             transformer = pipe.transformer
             pipe.register_modules(transformer=None)  # the base DiT is not ours to re-save
