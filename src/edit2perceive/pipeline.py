@@ -24,6 +24,7 @@ from diffusers import (
 from diffusers.utils import BaseOutput
 
 from . import flow, modeling
+from .ensemble import DEFAULT_AUGMENTATIONS, flip_points, member_resolution, plan_members
 from .images import load_rgb_inputs
 from .prompts import DEFAULT_MAX_SEQUENCE_LENGTH, PromptCache, encode_prompt
 from .tasks import Task, get_task
@@ -42,11 +43,16 @@ class Edit2PerceivePipelineOutput(BaseOutput):
             matting ``N x H x W`` alpha in [0, 1]. numpy or torch per ``output_type``. When
             inputs of different sizes are matched back to their own resolution, a list.
         latent: ``N x C x h x w`` final latents before decoding (unpacked), at the
-            processing resolution (a list when sizes differ).
+            processing resolution (a list when sizes differ). With an ensemble: those of
+            member 0 (the plain prediction).
+        uncertainty: with ``output_uncertainty=True`` (needs ``ensemble_size > 1``), the
+            spread of the ensemble members, same shape as ``prediction``, ``>= 0`` (see each
+            task's ``ensemble``); otherwise ``None``.
     """
 
     prediction: np.ndarray | torch.Tensor | list
     latent: torch.Tensor | list
+    uncertainty: np.ndarray | torch.Tensor | list | None = None
 
 
 def _lora_folder(name_or_path, kwargs) -> str | None:
@@ -340,6 +346,9 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         generator: torch.Generator | None = None,
         output_type: str = "np",
         show_progress_bar: bool = True,
+        ensemble_size: int = 1,
+        ensemble_augmentations=DEFAULT_AUGMENTATIONS,
+        output_uncertainty: bool = False,
     ) -> Edit2PerceivePipelineOutput:
         """Predict the task's dense map for one image or a batch.
 
@@ -358,9 +367,19 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             latents: initial noise ``N x C x h x w`` (unpacked) at the processing size.
             generator: draw the initial noise from this generator instead of the fixed seed.
             output_type: ``"np"`` or ``"pt"``.
+            ensemble_size: predictions per image combined by the task (1 = no ensemble); the
+                members differ by ``ensemble_augmentations`` (see :mod:`edit2perceive.ensemble`).
+            ensemble_augmentations: some of ``"flip"``, ``"noise"``, ``"resolution"``.
+            output_uncertainty: also return the members' spread as ``uncertainty``.
         """
         resolution = self.check_inputs(num_inference_steps=num_inference_steps, processing_resolution=processing_resolution,
                                        batch_size=batch_size, output_type=output_type)
+        if self.check_ensemble(ensemble_size, output_uncertainty):
+            return self.predict_ensemble(
+                image, plan_members(ensemble_size, ensemble_augmentations), resolution=resolution,
+                output_uncertainty=output_uncertainty, num_inference_steps=num_inference_steps,
+                match_input_resolution=match_input_resolution, points=points, batch_size=batch_size, latents=latents,
+                generator=generator, output_type=output_type, show_progress_bar=show_progress_bar)
         images = load_rgb_inputs(image)
         points = self.prepare_points(points, images)
         sizes = [processing_size(img.shape[-2], img.shape[-1], resolution) for img in images]
@@ -384,6 +403,79 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         self.maybe_free_model_hooks()
         return self._pack_output(predictions, final_latents, output_type)
 
+    # -- inference: test-time ensembles ------------------------------------------------------
+    @staticmethod
+    def check_ensemble(ensemble_size: int, output_uncertainty: bool) -> bool:
+        """Validate the ensemble arguments; True when the call is an ensemble."""
+        if int(ensemble_size) != ensemble_size or ensemble_size < 1:
+            raise ValueError(f"ensemble_size must be a positive integer, got {ensemble_size!r}")
+        if output_uncertainty and ensemble_size < 2:
+            raise ValueError("output_uncertainty=True needs ensemble_size >= 2 (the spread of the ensemble members)")
+        return ensemble_size > 1
+
+    def predict_ensemble(self, image, members: list, *, resolution: int, output_uncertainty: bool,
+                         num_inference_steps: int, match_input_resolution: bool, points, batch_size: int, latents,
+                         generator, output_type: str, show_progress_bar: bool) -> Edit2PerceivePipelineOutput:
+        """Run every ensemble member (a plain call on augmented inputs), undo its augmentation,
+        bring all to one size per image (the input's, or member 0's processing size) and
+        combine them with :meth:`ensemble_predictions`."""
+        images = load_rgb_inputs(image)
+        points = self.prepare_points(points, images)
+        per_image: list[list[torch.Tensor]] = [[] for _ in images]
+        final_latents: list = [None] * len(images)
+        targets = [tuple(img.shape[-2:]) if match_input_resolution
+                   else processing_size(img.shape[-2], img.shape[-1], resolution) for img in images]
+        progress = self.progress_bar(total=len(members)) if show_progress_bar else None
+        for m, member in enumerate(members):
+            member_images = [img.flip(-1) if member.flip else img for img in images]
+            member_points = [flip_points(p, img.shape[-1]) if member.flip else p for p, img in zip(points, images)]
+            groups: dict[tuple, list[int]] = {}
+            for i, img in enumerate(images):
+                res = member_resolution(resolution, img.shape[-2], img.shape[-1], member.resolution_scale)
+                groups.setdefault((res, processing_size(img.shape[-2], img.shape[-1], res)), []).append(i)
+            for (res, size), idx in groups.items():
+                out = self(
+                    [member_images[i] for i in idx],
+                    points=None if points[0] is None else [member_points[i] for i in idx],
+                    num_inference_steps=num_inference_steps, processing_resolution=res,
+                    match_input_resolution=match_input_resolution, batch_size=batch_size,
+                    latents=self.member_noise(member, size, idx, latents=latents, generator=generator),
+                    generator=generator, output_type="pt", show_progress_bar=False)
+                for j, i in enumerate(idx):
+                    pred = self.task.unflip(out.prediction[j]) if member.flip else out.prediction[j]
+                    per_image[i].append(self._resize_prediction(pred, targets[i]))
+                    if m == 0:
+                        final_latents[i] = out.latent[j]
+            if progress is not None:
+                progress.update()
+        if progress is not None:
+            progress.close()
+        predictions, uncertainty = self.ensemble_predictions(per_image, output_uncertainty)
+        return self._pack_output(predictions, final_latents, output_type, uncertainty)
+
+    def member_noise(self, member, size: tuple[int, int], idx: list[int], *, latents=None, generator=None):
+        """Initial noise of one ensemble member for the images ``idx`` at processing ``size``:
+        ``None`` (the call's own noise: fixed seed or ``generator``) for noise index 0 and when
+        a generator is given (it advances between members); the call's ``latents`` for
+        noise index 0 at the base resolution; else the fixed-seed noise of seed
+        ``noise_seed + noise_index`` (the same for every image, like the base noise)."""
+        if member.noise_index == 0:
+            return latents[idx] if (latents is not None and member.resolution_scale == 1.0) else None
+        if generator is not None:
+            return None
+        shape = (int(self.vae.config.latent_channels), size[0] // 8, size[1] // 8)
+        return flow.base_noise(shape, seed=int(self.config.noise_seed) + member.noise_index, batch_size=len(idx))
+
+    def ensemble_predictions(self, per_image: list[list[torch.Tensor]], output_uncertainty: bool):
+        """Per image, the task's combination of its members (equal-size predictions):
+        ``(predictions, uncertainties or None)``."""
+        predictions, uncertainty = [], []
+        for members in per_image:
+            pred, unc = self.task.ensemble(torch.stack(members), output_uncertainty=output_uncertainty)
+            predictions.append(pred.cpu())
+            uncertainty.append(None if unc is None else unc.clamp_min(0.0).cpu())
+        return predictions, (uncertainty if output_uncertainty else None)
+
     def postprocess_prediction(self, pred: torch.Tensor, size=None) -> torch.Tensor:
         """One prediction on the CPU, resized to ``size`` (the input's) when given."""
         if size is not None:
@@ -401,16 +493,20 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         return out.clamp(0.0, 1.0)
 
     @staticmethod
-    def _pack_output(predictions, latents, output_type) -> Edit2PerceivePipelineOutput:
+    def _pack_output(predictions, latents, output_type, uncertainty=None) -> Edit2PerceivePipelineOutput:
         def stack(items):
             if len({tuple(t.shape) for t in items}) == 1:
                 return torch.stack(items)
             return items
 
-        pred, lat = stack(predictions), stack(latents)
-        if output_type == "np":
-            pred = pred.numpy() if isinstance(pred, torch.Tensor) else [p.numpy() for p in pred]
-        return Edit2PerceivePipelineOutput(prediction=pred, latent=lat)
+        def to_output(items):
+            items = stack(items)
+            if output_type == "np":
+                return items.numpy() if isinstance(items, torch.Tensor) else [p.numpy() for p in items]
+            return items
+
+        unc = None if uncertainty is None else to_output(uncertainty)
+        return Edit2PerceivePipelineOutput(prediction=to_output(predictions), latent=stack(latents), uncertainty=unc)
 
 
 def load_pipeline(model: str, *, task: str | None = None, device: str | None = None) -> Edit2PerceivePipeline:

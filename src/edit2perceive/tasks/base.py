@@ -51,6 +51,20 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum() / count.clamp_min(1.0)
 
 
+def median_ensemble(members: torch.Tensor, output_uncertainty: bool = False):
+    """Per-pixel median over the first axis (the mean of the two middle values for an even
+    count, unlike ``torch.median``) and, if asked, the median absolute deviation from it."""
+    def middle(values: torch.Tensor) -> torch.Tensor:  # torch.quantile refuses inputs > 16M values
+        ordered = values.sort(dim=0).values
+        n = ordered.shape[0]
+        return (ordered[(n - 1) // 2] + ordered[n // 2]) / 2.0
+
+    median = middle(members.float())
+    if not output_uncertainty:
+        return median, None
+    return median, middle((members.float() - median).abs())
+
+
 class Task(ABC):
     """Base class of a dense-perception task."""
 
@@ -77,6 +91,16 @@ class Task(ABC):
     def pixel_loss(self, pixels: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Consistency loss between decoded pixels and the encoded target (both
         ``B x 3 x H x W``) over the valid ``mask`` (``B x H x W``); a differentiable scalar."""
+
+    # -- test-time ensembles (see edit2perceive.ensemble) -----------------------------
+    def unflip(self, prediction: torch.Tensor) -> torch.Tensor:
+        """Undo a left-right image mirror on one prediction (``H x W`` or ``H x W x C``)."""
+        return prediction.flip(1)
+
+    def ensemble(self, members: torch.Tensor, output_uncertainty: bool = False):
+        """Combine ``E`` predictions of one image (``E x H x W`` or ``E x H x W x C``) into one
+        prediction and, if asked, an uncertainty map of the same shape (``>= 0``, else ``None``)."""
+        raise NotImplementedError(f"task {self.name!r} does not define ensembling")
 
     def config(self) -> dict:
         """JSON-serializable options that reconstruct this task with :func:`get_task`."""

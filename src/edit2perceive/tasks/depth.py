@@ -147,3 +147,19 @@ class DepthTask(Task):
     def pixel_loss(self, pixels: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Scale-and-shift-invariant L1 on the channel-mean maps (encoding space)."""
         return scale_shift_invariant_l1(pixels.mean(dim=1), target.mean(dim=1), mask)
+
+    def ensemble(self, members: torch.Tensor, output_uncertainty: bool = False):
+        """Affine-aligned ensemble of ``E x H x W`` predictions: diffusers'
+        ``MarigoldDepthPipeline.ensemble_depth``. It fits every encoding: predictions are
+        affine-invariant *in the encoding space* (sqrt, disparity, ...) and that is where the
+        per-member scale and shift are solved and the members reduced. Reduction: median
+        (Marigold's default; uncertainty = median absolute deviation), for two members the
+        mean (uncertainty = standard deviation), as ``torch.median`` would pick the lower one.
+        The result is rescaled to [0, 1] and the uncertainty by the same factor."""
+        from diffusers import MarigoldDepthPipeline
+
+        reduction = "mean" if members.shape[0] == 2 else "median"
+        pred, unc = MarigoldDepthPipeline.ensemble_depth(
+            members.float()[:, None], scale_invariant=True, shift_invariant=True,
+            output_uncertainty=output_uncertainty, reduction=reduction)
+        return pred[0, 0].clamp(0.0, 1.0), None if unc is None else unc[0, 0]

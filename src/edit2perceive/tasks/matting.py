@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import EncodedTarget, Task, as_valid_mask, masked_mean
+from .base import EncodedTarget, Task, as_valid_mask, masked_mean, median_ensemble
 
 MATTING_PROMPT = "Transform to matting map while maintaining original composition"
 REFERENCE_RESOLUTION = 768
@@ -145,6 +145,11 @@ class MattingTask(Task):
     def decode(self, pixels: torch.Tensor) -> torch.Tensor:
         """``B x 3 x H x W`` -> alpha ``B x H x W`` in [0, 1]."""
         return ((pixels.mean(dim=1) + 1.0) / 2.0).clamp(0.0, 1.0)
+
+    def ensemble(self, members: torch.Tensor, output_uncertainty: bool = False):
+        """Per-pixel median alpha of ``E x H x W`` members (alpha is absolute: no alignment);
+        uncertainty = median absolute deviation."""
+        return median_ensemble(members, output_uncertainty)
 
     def pixel_loss(self, pixels: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Unknown-band L1 + known-region L1 on alpha in [0, 1] (pooled over the batch)."""

@@ -61,3 +61,24 @@ class NormalTask(Task):
     def pixel_loss(self, pixels: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Mean atan2 angular error (radians) over valid pixels of the batch."""
         return masked_mean(angular_error_atan2(pixels, target, dim=1), mask)
+
+    def unflip(self, prediction: torch.Tensor) -> torch.Tensor:
+        """Mirror an ``H x W x 3`` normal map back and negate x (a mirror flips the x axis)."""
+        out = prediction.flip(1).clone()
+        out[..., 0] = -out[..., 0]
+        return out
+
+    def ensemble(self, members: torch.Tensor, output_uncertainty: bool = False):
+        """Mean direction of ``E x H x W x 3`` unit normals (diffusers'
+        ``MarigoldNormalsPipeline.ensemble_normals``, reduction ``"mean"``). Uncertainty: the
+        angular spread, the mean angle between the members and the mean direction divided by
+        pi (in [0, 1]; Marigold's convention), repeated in the 3 components so that it has
+        the prediction's shape (``uncertainty[..., 0]`` is the map)."""
+        from diffusers import MarigoldNormalsPipeline
+
+        pred, unc = MarigoldNormalsPipeline.ensemble_normals(
+            members.float().permute(0, 3, 1, 2), output_uncertainty=output_uncertainty, reduction="mean")
+        pred = pred[0].permute(1, 2, 0)
+        if unc is None:
+            return pred, None
+        return pred, unc[0, 0, :, :, None].expand(-1, -1, 3).contiguous()
