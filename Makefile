@@ -22,7 +22,7 @@ $(STAMP): setup.py constraints.txt
 		echo "No CUDA: installing the CPU wheel torch==2.13.0"; \
 		$(PIP) install --quiet torch==2.13.0; \
 	fi
-	$(PIP) install --quiet -c constraints.txt -e ".[train,eval,hub,demo,dev]"
+	$(PIP) install --quiet -c constraints.txt -e ".[train,eval,hub,demo,dev,io]"
 	@touch $(STAMP)
 
 test: venv

@@ -17,6 +17,8 @@ extras = {
     "eval": ["evaluate>=0.4", "scipy>=1.10", "datasets>=3.0", "scikit-image>=0.22"],
     "hub": ["huggingface_hub>=0.30"],
     "demo": ["gradio>=5", "scikit-image>=0.22"],
+    # 3D export (PLY / GLB point clouds: trimesh writes and reads both) and video in/out
+    "io": ["trimesh>=4", "imageio>=2.30", "imageio-ffmpeg>=0.5"],
     "dev": ["pytest>=8", "pytest-timeout", "ruff", "pyyaml", "gradio>=5", "playwright>=1.40"],
 }
 extras["all"] = sorted({req for reqs in extras.values() for req in reqs})
@@ -42,6 +44,7 @@ setup(
         "numpy>=1.24",
         "pillow>=10",
         "tqdm",
+        "scipy>=1.10",  # depth ensembling (diffusers' ensemble_depth) and robust metric-depth fits
     ],
     extras_require=extras,
     entry_points={"console_scripts": ["e2p=edit2perceive.cli:main"]},

@@ -100,7 +100,8 @@ def render_outputs(task: str, rgb: PIL.Image.Image, prediction, points=None) -> 
 
 
 def write_outputs(outputs: dict[str, object], output_dir: str | os.PathLike, stem: str) -> list[Path]:
-    """Write ``{stem}_{suffix}`` files for every output, all or nothing.
+    """Write ``{stem}_{suffix}`` files for every output, all or nothing (values: PIL images,
+    numpy arrays saved as ``.npy``, or ``bytes`` of an encoded file).
 
     Files are first written into a temporary folder inside ``output_dir`` and moved into
     place only when all of them succeeded.
@@ -114,6 +115,8 @@ def write_outputs(outputs: dict[str, object], output_dir: str | os.PathLike, ste
             path = Path(tmp) / target.name
             if isinstance(value, np.ndarray):
                 np.save(path, value)
+            elif isinstance(value, bytes):  # an encoded file (e.g. a point cloud)
+                path.write_bytes(value)
             else:
                 value.save(path)
             staged.append(path)
