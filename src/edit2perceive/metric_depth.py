@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .metrics.depth import fit_scale_shift
 from .tasks.depth import DEPTH_ENCODINGS, _forward, _inverse
 
 METHODS = ("least_squares", "huber", "ransac")
@@ -147,12 +148,6 @@ def sample_bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarr
     return top * (1 - fy) + bottom * fy
 
 
-def _lstsq(p: np.ndarray, s: np.ndarray) -> tuple[float, float]:
-    a = np.stack([p, np.ones_like(p)], axis=1)
-    (scale, shift), *_ = np.linalg.lstsq(a, s, rcond=None)
-    return float(scale), float(shift)
-
-
 def encoded_to_depth(s: np.ndarray, encoding: str) -> tuple[np.ndarray, np.ndarray]:
     """Encoding-space values -> ``(depth, valid)``; values outside the encoding's range give 0."""
     s = np.asarray(s, dtype=np.float64)
@@ -194,7 +189,7 @@ def align_to_metric(prediction, measurements, *, encoding: str = "sqrt", method:
                          "undetermined (measure points at different depths)")
     s = _forward(meas[:, 2], encoding)
     inliers = np.ones(len(meas), dtype=bool)
-    scale, shift = _lstsq(p, s)
+    scale, shift = fit_scale_shift(p, s)
     if method == "huber":
         from scipy.optimize import least_squares
 
@@ -230,7 +225,7 @@ def _ransac(p, s, d, encoding, threshold, iterations, seed):
     if best is None or best.sum() < 2:
         raise ValueError(f"RANSAC found no fit with 2 or more inliers within {threshold:.0%} (measurements too noisy "
                          "or a larger ransac_threshold needed)")
-    scale, shift = _lstsq(p[best], s[best])
+    scale, shift = fit_scale_shift(p[best], s[best])
     return scale, shift, best
 
 
