@@ -86,6 +86,7 @@ class Reader:
     name = "reader"
     targets: tuple = ()
     layout_help = ""
+    split_file = None
 
     def __init__(self, root, *, strict: bool = False, limit: int | None = None, split_file=None):
         self.root = Path(root)
@@ -97,8 +98,14 @@ class Reader:
         if self.split_file is not None and not self.split_file.is_file():
             raise FileNotFoundError(f"{self.name}: split file {self.split_file} does not exist")
         self.bad = BadDataLog(strict=strict)
-        self.stats = ReaderStats(self.bad)
         self._records: list[dict] | None = None
+
+    @property
+    def stats(self) -> ReaderStats:
+        """Counts of all passes so far (created on first use; shares ``bad``)."""
+        if "_stats" not in self.__dict__:
+            self._stats = ReaderStats(self.bad)
+        return self._stats
 
     def _help(self) -> str:
         return f" Expected layout:\n{self.layout_help}" if self.layout_help else ""
