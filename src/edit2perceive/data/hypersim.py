@@ -39,7 +39,13 @@ import numpy as np
 from .base import Reader
 from .example import BadSampleError, make_example
 from .formats import read_hdf5, read_rgb, read_uint16_png, require
-from .geometry import distance_to_planar_depth, orient_toward_camera, pinhole_at_principal_point, pixel_rays, unit_normals
+from .geometry import (
+    distance_to_planar_depth,
+    orient_toward_camera,
+    pinhole_at_principal_point,
+    pixel_rays,
+    unit_normals,
+)
 from .hypersim_camera import CAMERA_CSV, STANDARD_M_CAM_FROM_UV, cam_from_pixel, read_camera_table
 
 HYPERSIM_FOCAL_PX = 886.81  # at 1024 x 768
