@@ -99,7 +99,7 @@ def edge_agreement(rgb: np.ndarray, target: np.ndarray, valid: np.ndarray) -> di
     if inner.sum() < 64 or g_img.mean() == 0:
         return nan
     thresh = np.percentile(g_t[inner], 95)
-    edges = inner & (g_t > max(thresh, 1e-6))
+    edges = inner & (g_t > max(thresh, 0.1 * float(g_t[inner].max()), 1e-6))
     if edges.sum() < 16:
         return nan
     ys, xs = np.nonzero(edges)
