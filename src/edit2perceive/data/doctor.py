@@ -67,18 +67,19 @@ def _grey(rgb: np.ndarray) -> np.ndarray:
 
 
 def _grad(a: np.ndarray) -> np.ndarray:
-    a = a if a.ndim == 2 else np.sqrt((a * a).sum(-1))
+    """Central-difference gradient magnitude (vector images: over all channels)."""
     gy, gx = np.zeros_like(a), np.zeros_like(a)
     gy[1:-1] = a[2:] - a[:-2]
     gx[:, 1:-1] = a[:, 2:] - a[:, :-2]
-    return np.hypot(gx, gy)
+    sq = gx * gx + gy * gy
+    return np.sqrt(sq if a.ndim == 2 else sq.sum(-1))
 
 
 def edge_agreement(rgb: np.ndarray, target: np.ndarray, valid: np.ndarray) -> dict:
     """How well the target's edges sit on image edges, at offset 0 and shifted.
 
-    Edge pixels: the top 5 % of the target's gradient magnitude (log depth for depth) inside
-    the valid region. Score at an offset = mean image gradient magnitude at the edge pixels
+    Edge pixels: the top 5 % of the target's gradient magnitude (log depth for depth) between
+    valid pixels (not across the valid-mask border), at least 10 % of the largest. Score at an offset = mean image gradient magnitude at the edge pixels
     moved by that offset / mean image gradient magnitude. Returns ``{"zero": score at 0,
     "best": best score at offsets of 2, 4, 8, 16 px, "offset": that offset}`` (NaN when the
     target has too few edges)."""
@@ -87,6 +88,10 @@ def edge_agreement(rgb: np.ndarray, target: np.ndarray, valid: np.ndarray) -> di
     if target.ndim == 2 and target.max() > 1.0:  # depth: edges in log depth
         t = np.log(np.maximum(t, 1e-3))
     g_t = _grad(t)
+    both = valid.copy()  # gradients across the valid-mask border are not target edges
+    both[1:-1] &= valid[2:] & valid[:-2]
+    both[:, 1:-1] &= valid[:, 2:] & valid[:, :-2]
+    g_t = np.where(both, g_t, 0.0)
     b = max(ALIGN_SHIFTS)
     inner = valid.copy()
     for axis in (0, 1):
@@ -142,7 +147,7 @@ def check_example(example: dict, source: str = "") -> tuple[dict, list[str]]:
     geometric = "depth" in example or "normal" in example
     if geometric and row["valid"] < MIN_VALID_FRACTION:
         problems.append(f"only {100 * row['valid']:.1f} % of the pixels are valid")
-    target = None
+    targets = {}
     if "depth" in example and valid.any():
         d = example["depth"][valid]
         row["depth"] = (float(d.min()), float(np.median(d)), float(d.max()))
@@ -153,7 +158,7 @@ def check_example(example: dict, source: str = "") -> tuple[dict, list[str]]:
             problems.append(f"median depth {row['depth'][1]:.4g} m: wrong scale?")
         if row["depth"][0] < lo or row["depth"][2] > hi:
             problems.append(f"depth {row['depth'][0]:.4g}..{row['depth'][2]:.4g} m outside {source}'s valid range {lo}..{hi} m")
-        target = example["depth"]
+        targets["depth"] = example["depth"]
     if "normal" in example and valid.any():
         n = example["normal"]
         length_err = float(np.abs(vector_norm(n[valid]) - 1.0).max())
@@ -166,7 +171,7 @@ def check_example(example: dict, source: str = "") -> tuple[dict, list[str]]:
             problems.append(f"normals are not unit length (max | |n| - 1 | = {length_err:.3g})")
         if back > 0.01:
             problems.append(f"{100 * back:.1f} % of the normals face away from the camera (frame or sign convention?)")
-        target = n if target is None else target
+        targets["normal"] = n
     if "alpha" in example:
         a = example["alpha"]
         row["alpha"] = (float(a.min()), float(a.max()))
@@ -178,13 +183,16 @@ def check_example(example: dict, source: str = "") -> tuple[dict, list[str]]:
             problems.append("alpha is empty (no foreground)")
         elif soft == 0:
             problems.append("alpha is binary (a segmentation mask, not a matte?)")
-        target = a if target is None else target
-    if target is not None:
+        targets["alpha"] = a
+    if example.get("meta", {}).get("camera_source") == "standard":
+        problems.append("no per-scene camera for this scene: the standard camera was used (planar depth approximate)")
+    for key, target in targets.items():  # row["align"]: the worst target's agreement
         agreement = edge_agreement(rgb, target, valid if geometric else np.ones_like(valid))
-        row["align"] = agreement
         problem = misaligned(agreement)
         if problem:
-            problems.append(problem)
+            problems.append(f"{key}: {problem}")
+        if "align" not in row or problem:
+            row["align"] = agreement
     row["ok"] = not problems
     return row, problems
 

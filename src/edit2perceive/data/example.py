@@ -91,8 +91,8 @@ def make_example(rgb, *, meta: dict, depth=None, normal=None, alpha=None, valid_
 def reason_key(reason: str) -> str:
     """A skip reason with file paths and numbers blanked: ``"/a/b/x.npy: 3 NaN"`` -> ``"<file>: N NaN"``."""
     key = re.sub(r"\S*[/\\]\S+", "<file>", reason)
-    key = re.sub(r"\d+(\.\d+)?(e-?\d+)?", "N", key)
-    return key[:90]
+    key = re.sub(r"(?<![\w.])-?\d+(\.\d+)?(e-?\d+)?(?![\w.])", "N", key)
+    return key[:120]
 
 
 @dataclass
