@@ -111,7 +111,12 @@ def test_am2k_real_images(tmp_path):
     write_jpg(tmp_path / "train" / "original" / "m_0a1b2c3d.jpg", rgb)
     _, alpha = fg_alpha()
     write_png(tmp_path / "train" / "mask" / "m_0a1b2c3d.png", alpha)
-    (ex,) = list(AM2kReader(tmp_path))
+    write_jpg(tmp_path / "train" / "original" / "m_c5293d8b.jpg", rgb)
+    write_png(tmp_path / "train" / "mask" / "m_c5293d8b.png", alpha)
+    split = tmp_path / "filenames_train.txt"  # the paper's AM_matting list
+    split.write_text("train/original/m_0a1b2c3d.jpg train/mask/m_0a1b2c3d.png\n")
+    (ex,) = list(AM2kReader(tmp_path, split_file=split))
+    assert len(AM2kReader(tmp_path)) == 2
     assert ex["meta"]["id"] == "am2k/m_0a1b2c3d"
     np.testing.assert_allclose(ex["alpha"], alpha / 255.0)
     assert ex["rgb"].shape == (H, W, 3)
@@ -127,5 +132,9 @@ def test_coco_matting_side_by_side_trimap_alpha(tmp_path):
     reader = CocoMattingReader(tmp_path, coco_dir=coco)
     with pytest.warns(UserWarning, match=r"tie_01\.png: trimap\|alpha shape"):
         (ex,) = list(reader)
+    split = tmp_path / "filenames_train.txt"  # the paper's list: tab-separated, names with spaces
+    split.write_text("COCO_Path/train2017/000000000999.jpg\talpha/000000000999_baseball bat_00.png\n")
+    assert [r["id"] for r in CocoMattingReader(tmp_path, coco_dir=coco, split_file=split).records()] == [
+        "000000000999_baseball bat_00"]
     np.testing.assert_allclose(ex["alpha"], alpha / 255.0)
     assert ex["meta"]["image_file"].endswith("000000000999.jpg")
