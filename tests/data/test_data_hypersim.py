@@ -217,6 +217,10 @@ def test_split_lists_of_marigold_select_frames_of_both_layouts(tmp_path):
         reader = HypersimReader(tmp_path / "raw", targets=("depth",), split_file=depth_list)
         assert [e["meta"]["frame"] for e in reader] == [1]
     assert len(reader.stats.listed_missing) == 1 and reader.stats.read == 1
+    raw_list = tmp_path / "raw_list.txt"  # a list of the raw colour files works too
+    raw_list.write_text("ai_001_002/images/scene_cam_00_final_hdf5/frame.0000.color.hdf5\n")
+    with pytest.warns(UserWarning, match="standard camera"):
+        assert [e["meta"]["frame"] for e in HypersimReader(tmp_path / "raw", targets=("depth",), split_file=raw_list)] == [0]
     scene = tmp_path / "marigold" / "train" / "ai_003_004"
     for frame in (0, 7):
         write_png(scene / f"rgb_cam_01_fr{frame:04d}.png", np.zeros((H, W, 3), np.uint8))

@@ -129,9 +129,9 @@ class Reader:
                 raise ValueError(f"{self.split_file}: row {' '.join(row)!r} does not name a {self.name} sample "
                                  f"(expected paths like the published lists).{self._help()}")
             wanted.setdefault(rid, row)
-        by_id = {r["id"]: r for r in records}
-        self.stats.listed_missing = [" ".join(row) for rid, row in wanted.items() if rid not in by_id]
-        kept = [by_id[rid] for rid in wanted if rid in by_id]
+        ids = {r["id"] for r in records}
+        self.stats.listed_missing = [" ".join(row) for rid, row in wanted.items() if rid not in ids]
+        kept = [r for r in records if r["id"] in wanted]  # still sorted by id
         if not kept and wanted:
             first = next(iter(wanted.values()))
             raise FileNotFoundError(f"{self.name}: none of the {len(wanted)} samples listed in {self.split_file} is "

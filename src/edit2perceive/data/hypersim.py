@@ -53,6 +53,7 @@ HYPERSIM_WIDTH = 1024
 MIN_DEPTH, MAX_DEPTH = 1e-3, 65.5
 
 _RAW_RE = re.compile(r"^(?P<scene>ai_\d{3}_\d{3})/images/scene_(?P<cam>cam_\d{2})_final_hdf5/frame\.(?P<frame>\d{4})\.color\.hdf5$")
+_RAW_LISTED_RE = re.compile(r"(?:^|/)(?P<scene>ai_\d{3}_\d{3})/images/scene_(?P<cam>cam_\d{2})_final_hdf5/frame\.(?P<frame>\d{4})\.color\.hdf5$")
 _MARIGOLD_RE = re.compile(r"rgb_(?P<cam>cam_\d{2})_fr(?P<frame>\d{4})\.png$")
 
 
@@ -126,8 +127,14 @@ class HypersimReader(Reader):
         return cam_from_pixel(STANDARD_M_CAM_FROM_UV, height, width), "standard"
 
     def listed_id(self, row):
-        m = _MARIGOLD_RE.search(row[0])
-        scene = row[0].replace("\\", "/").split("/")[-2] if "/" in row[0] else None
+        """``<scene>/<cam>/<frame>`` of a listed Marigold PNG (``[split/]ai_001_001/rgb_cam_00_fr0000.png``)
+        or raw colour file (``ai_001_001/images/scene_cam_00_final_hdf5/frame.0000.color.hdf5``)."""
+        path = row[0].replace("\\", "/")
+        raw = _RAW_LISTED_RE.search(path)
+        if raw:
+            return f"{raw['scene']}/{raw['cam']}/{raw['frame']}"
+        m = _MARIGOLD_RE.search(path)
+        scene = path.split("/")[-2] if "/" in path else None
         return f"{scene}/{m['cam']}/{m['frame']}" if m and scene else None
 
     def _list_records(self):
