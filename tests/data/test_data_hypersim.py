@@ -232,3 +232,13 @@ def test_split_lists_of_marigold_select_frames_of_both_layouts(tmp_path):
     with pytest.raises(ValueError, match="does not name a hypersim sample"):
         (tmp_path / "bad.txt").write_text("foo.png bar.png\n")
         HypersimReader(tmp_path / "marigold", split_file=tmp_path / "bad.txt").records()
+
+
+def test_camera_matrix_survives_shards_and_streams():
+    from edit2perceive.data.records import decode_example, encode_shard_row, encode_stream_row
+
+    m = cam_from_pixel(csv_matrix("ai_037_002"), 6, 8)
+    ex = make_example(np.zeros((6, 8, 3), np.uint8), depth=np.ones((6, 8)),
+                      meta={"source": "hypersim", "id": "hypersim/a", "cam_from_pixel": m.tolist()})
+    for encode in (encode_shard_row, encode_stream_row):
+        np.testing.assert_array_equal(decode_example(encode(ex))["meta"]["cam_from_pixel"], m)
