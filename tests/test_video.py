@@ -102,20 +102,22 @@ def test_frames_are_streamed(depth_pipe):
 
 def test_predict_video_writes_mp4_and_frames(depth_pipe, tmp_path):
     path = write_clip(tmp_path / "clip.mp4", static_clip(3))
-    result = predict_video(depth_pipe, path, tmp_path / "out", progress=False, batch_size=2, processing_resolution=32)
-    assert result["frames"] == 3 and result["video"].name == "clip_depth.mp4"
-    with VideoReader(result["video"]) as reader:
+    frames_dir = tmp_path / "out" / "frames"
+    count = predict_video(depth_pipe, path, tmp_path / "out" / "depth.mp4", frames_dir=frames_dir, progress=False,
+                          batch_size=2, processing_resolution=32)
+    assert count == 3
+    with VideoReader(tmp_path / "out" / "depth.mp4") as reader:
         assert len(list(reader)) == 3
     with VideoReader(path) as reader:
         decoded = list(reader)
     for i, frame in enumerate(decoded):  # same frames through the plain call give the same maps
         expected = depth_pipe(frame, processing_resolution=32).prediction[0]
-        np.testing.assert_allclose(np.load(result["frames_dir"] / f"{i:06d}_depth.npy"), expected, atol=1e-5)
-        assert (result["frames_dir"] / f"{i:06d}_depth_16bit.png").exists()
+        np.testing.assert_allclose(np.load(frames_dir / f"{i:06d}_depth.npy"), expected, atol=1e-5)
+        assert (frames_dir / f"{i:06d}_depth_16bit.png").exists()
 
 
 def test_failed_video_leaves_no_mp4(depth_pipe, tmp_path):
     path = write_clip(tmp_path / "clip.mp4", static_clip(2))
     with pytest.raises(ValueError, match="points"):
-        predict_video(depth_pipe, path, tmp_path / "out", points=[(1, 1)], progress=False)
+        predict_video(depth_pipe, path, tmp_path / "out" / "depth.mp4", points=[(1, 1)], progress=False)
     assert not list((tmp_path / "out").glob("*.mp4"))

@@ -204,28 +204,26 @@ def frame_outputs(task: str, prediction: np.ndarray) -> dict[str, object]:
     return {f"{name}_16bit.png": depth_to_png16(pred), f"{name}.npy": pred}
 
 
-def predict_video(pipe, path: str | os.PathLike, output_dir: str | os.PathLike, *, stem: str | None = None,
-                  save_frames: bool = True, progress: bool = True, **kwargs) -> dict:
-    """Predict every frame of the video at ``path`` (``kwargs``: :func:`predict_frames`'s) and
-    write ``{stem}_{task}.mp4`` (colourised, the source frame rate) and, with ``save_frames``,
-    ``{stem}_frames/{index:06d}_*`` per frame (:func:`frame_outputs`) into ``output_dir``.
-    Streams: memory holds one frame batch. Returns ``{"frames", "video", "frames_dir"}``."""
+def predict_video(pipe, path: str | os.PathLike, video_out: str | os.PathLike, *,
+                  frames_dir: str | os.PathLike | None = None, progress: bool = True, **kwargs) -> int:
+    """Predict every frame of the video at ``path`` (``kwargs``: :func:`predict_frames`'s);
+    write the colourised ``video_out`` (``.mp4``, the source frame rate) and, with
+    ``frames_dir``, ``{index:06d}_*`` files per frame (:func:`frame_outputs`). Streams (one
+    frame batch in memory) with a progress bar; returns the number of frames. On an error
+    the video file does not appear (frames already written stay, each complete)."""
     from tqdm.auto import tqdm
 
     from .visualize import write_outputs
 
     task = pipe.task.name
-    out_dir = Path(output_dir)
-    stem = stem or Path(path).stem
-    frames_dir = out_dir / f"{stem}_frames"
     with VideoReader(path) as reader:
-        writer = VideoWriter(out_dir / f"{stem}_{task}.mp4", reader.fps)
+        writer = VideoWriter(video_out, reader.fps)
         count = 0
         try:
-            with tqdm(total=reader.num_frames, desc=f"{Path(path).name}", unit="frame", disable=not progress) as bar:
+            with tqdm(total=reader.num_frames, desc=Path(path).name, unit="frame", disable=not progress) as bar:
                 for pred in predict_frames(pipe, reader, **kwargs):
                     writer.append(colorize(task, pred))
-                    if save_frames:
+                    if frames_dir is not None:
                         write_outputs(frame_outputs(task, pred), frames_dir, f"{count:06d}")
                     count += 1
                     bar.update()
@@ -234,5 +232,5 @@ def predict_video(pipe, path: str | os.PathLike, output_dir: str | os.PathLike, 
         except BaseException:
             writer.abort()
             raise
-        video = writer.close()
-    return {"frames": count, "video": video, "frames_dir": frames_dir if save_frames else None}
+        writer.close()
+    return count

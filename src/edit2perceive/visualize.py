@@ -100,8 +100,7 @@ def render_outputs(task: str, rgb: PIL.Image.Image, prediction, points=None) -> 
 
 
 def write_outputs(outputs: dict[str, object], output_dir: str | os.PathLike, stem: str) -> list[Path]:
-    """Write ``{stem}_{suffix}`` files for every output, all or nothing (values: PIL images,
-    numpy arrays saved as ``.npy``, or ``bytes`` of an encoded file).
+    """Write ``{stem}_{suffix}`` files for every output, all or nothing.
 
     Files are first written into a temporary folder inside ``output_dir`` and moved into
     place only when all of them succeeded.
@@ -115,11 +114,29 @@ def write_outputs(outputs: dict[str, object], output_dir: str | os.PathLike, ste
             path = Path(tmp) / target.name
             if isinstance(value, np.ndarray):
                 np.save(path, value)
-            elif isinstance(value, bytes):  # an encoded file (e.g. a point cloud)
-                path.write_bytes(value)
             else:
                 value.save(path)
             staged.append(path)
         for path, target in zip(staged, final):
             os.replace(path, target)
     return final
+
+
+class EncodedFile:
+    """File contents already encoded (a point cloud, JSON): written as they are by the
+    file writers here, which call ``value.save(path)`` like for a PIL image."""
+
+    def __init__(self, data: bytes):
+        self.data = bytes(data)
+
+    def save(self, path) -> None:
+        Path(path).write_bytes(self.data)
+
+
+def uncertainty_to_image(uncertainty) -> PIL.Image.Image:
+    """An uncertainty map (``H x W``, or ``H x W x 3`` normals' repeated spread) as diffusers'
+    Marigold uncertainty visualization (grey, brighter = less certain, 95th percentile saturated)."""
+    u = _np(uncertainty).astype(np.float32)
+    if u.ndim == 3:
+        u = u[..., 0]
+    return MarigoldImageProcessor.visualize_uncertainty(u[None, :, :, None])[0]
