@@ -6,6 +6,10 @@ normal ``NAME_normal.png``, ``NAME_normal.npy``; matting ``NAME_alpha.png`` (8-b
 ``NAME_cutout.png`` (RGBA), ``NAME_alpha.npy``; and ``NAME_panel.png`` (input | prediction).
 An image that fails leaves no file behind; the others continue, and the command exits
 with status 1 and a summary of the failures.
+
+Beyond one map (options below): ``--ensemble-size N --uncertainty``, ``--metric-depth FILE``,
+``--export ply glb``, and video inputs (``clip.mp4`` -> ``OUT/clip/<task>.mp4`` and per-frame
+files); see ``edit2perceive.commands._predict_extras``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from . import _predict_extras
 
 
 def parse_point(text: str) -> tuple[float, float]:
@@ -37,6 +43,7 @@ def register(subparsers) -> None:
     p.add_argument("--processing-resolution", type=int, default=None,
                    help="longest side seen by the model (default: the model's, 768; 0 = native)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    _predict_extras.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -54,10 +61,16 @@ def run(args) -> int:
     if args.task != "matting" and args.points:
         print(f"e2p predict: --points is only used by the matting task, not {args.task!r}", file=sys.stderr)
         return 2
+    problem = _predict_extras.check_arguments(args)
+    if problem is not None:
+        print(f"e2p predict: {problem}", file=sys.stderr)
+        return 2
     from edit2perceive.pipeline import load_pipeline
+    from edit2perceive.video import is_video
 
     try:
         pipe = load_pipeline(args.model, task=args.task, device=args.device)
+        helpers = _predict_extras.Helpers(args, pipe)
     except (ValueError, OSError) as err:
         print(f"e2p predict: cannot use model: {err}", file=sys.stderr)
         return 2
@@ -71,12 +84,19 @@ def run(args) -> int:
         if stems[stem] > 1:  # same file name from another folder: keep both
             stem = f"{stem}-{stems[stem]}"
         try:
+            if is_video(path):
+                _predict_extras.run_video(args, pipe, path, args.output_dir / stem)
+                written += 1
+                continue
             # greyscale, RGBA and 16-bit files become 8-bit RGB (see edit2perceive.images)
             rgb = PIL.Image.fromarray(np.round(pil_to_unit_rgb(open_image(path), str(path)) * 255).astype(np.uint8))
             points = [list(args.points)] if args.points else None
             out = pipe(rgb, points=points, num_inference_steps=args.steps,
-                       processing_resolution=args.processing_resolution, show_progress_bar=False)
+                       processing_resolution=args.processing_resolution, show_progress_bar=False,
+                       **_predict_extras.call_kwargs(args))
             outputs = render_outputs(args.task, rgb, out.prediction[0], points=args.points)
+            outputs.update(_predict_extras.extra_files(
+                args, helpers, rgb, out.prediction[0], None if out.uncertainty is None else out.uncertainty[0]))
             write_outputs(outputs, args.output_dir, stem)
             written += 1
         except (ValueError, OSError, TypeError) as err:
