@@ -38,6 +38,7 @@ def main(argv=None):
     parser.add_argument("--scenes", type=int, default=4)
     parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--sensor-noise", type=float, default=3.0)
+    parser.add_argument("--size", type=int, default=64, help="scene side in pixels (the models' training size)")
     args = parser.parse_args(argv)
     ensure_models(args.models, args.tasks)
 
@@ -49,7 +50,7 @@ def main(argv=None):
     from edit2perceive.training.callbacks import evaluate_predictions
     from edit2perceive.video import predict_frames, temporal_change
 
-    scenes = list(synthetic_scenes(args.scenes, (64, 64), seed=20_000))
+    scenes = list(synthetic_scenes(args.scenes, (args.size, args.size), seed=20_000))
     rows = []
     for task in args.tasks:
         pipe = Edit2PerceivePipeline.from_pretrained(args.models / task)

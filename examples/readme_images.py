@@ -145,10 +145,11 @@ def main(argv=None):
     parser.add_argument("--models", type=Path, required=True)
     parser.add_argument("--output", type=Path, default=Path("docs/images"))
     parser.add_argument("--scene", type=int, default=3, help="held-out synthetic scene index (seed 10000)")
+    parser.add_argument("--size", type=int, default=SIZE, help="scene side in pixels (the models' training size)")
     args = parser.parse_args(argv)
     from edit2perceive.data import synthetic_scenes
 
-    scene = synthetic_scenes(args.scene + 1, (SIZE, SIZE), seed=10_000)[args.scene]
+    scene = synthetic_scenes(args.scene + 1, (args.size, args.size), seed=10_000)[args.scene]
     args.output.mkdir(parents=True, exist_ok=True)
     ensemble_picture(args.models, scene).save(args.output / "ensemble_uncertainty.png", optimize=True)
     pointcloud_picture(args.models, scene).save(args.output / "pointcloud.png", optimize=True)
