@@ -213,3 +213,50 @@ def test_non_finite_prediction_is_a_failure_of_that_image(model_dirs, tmp_path, 
     assert not _depth_files(out)
     assert predict_cmd.TASK_FILES["depth"] == tuple(
         predict_cmd.prediction_files("depth", Image.new("RGB", (16, 16)), np.zeros((16, 16), np.float32)))
+
+
+KILLER = """
+import os, signal, sys
+after = int(os.environ["E2P_TEST_KILL_AFTER_REPLACE"])
+real, calls = os.replace, [0]
+def replace(*args, **kwargs):  # SIGKILL right after the N-th rename: no cleanup code can run
+    real(*args, **kwargs)
+    calls[0] += 1
+    if calls[0] == after:
+        os.kill(os.getpid(), signal.SIGKILL)
+os.replace = replace
+from edit2perceive.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _visible_files(out):
+    return sorted(p for p in out.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.relative_to(out).parts))
+
+
+@pytest.mark.parametrize("kill_after", [pytest.param(1, marks=pytest.mark.slow), 2])  # each ~15 s: a subprocess
+def test_sigkill_leaves_whole_sets_or_nothing(model_dirs, tmp_path, kill_after):
+    # issue 15 defect 12: SIGKILL between the renames of a set left 2 of 4 files and a staging folder
+    import os
+
+    root = tmp_path / "in"
+    for i in range(2):
+        _save_random(root / f"img{i}.png", 32, 32, seed=i)
+    out = tmp_path / "out"
+    argv = ["predict", "--task", "depth", "--model", str(model_dirs / "depth"), str(root / "img0.png"),
+            str(root / "img1.png"), "--output-dir", str(out), "--processing-resolution", "32"]
+    env = {**os.environ, "E2P_TEST_KILL_AFTER_REPLACE": str(kill_after)}
+    if kill_after == 1:  # replacing existing sets: killed between moving the old set aside and the new in
+        assert main(argv) == 0
+    result = subprocess.run([sys.executable, "-c", KILLER, *argv], env=env, capture_output=True, text=True)
+    assert result.returncode == -9, result.stderr[-2000:]
+    files = _visible_files(out)
+    assert len(files) % 4 == 0, [str(p.relative_to(out)) for p in files]  # whole sets of 4 files only
+    for f in files:
+        if f.suffix == ".npy":
+            assert np.load(f).shape == (32, 32)
+        else:
+            Image.open(f).load()
+    assert main(argv + ["--skip-existing"]) == 0  # resume: completes the sets, removes the staging folders
+    assert len(_visible_files(out)) == 8
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
