@@ -29,9 +29,6 @@ import re
 import sys
 from pathlib import Path
 
-#: bounds checked before the model loads (every image would fail or run for ever beyond them)
-MAX_STEPS = 1000
-MAX_PROCESSING_RESOLUTION = 8192
 #: files each task writes into an input's folder (see edit2perceive.visualize.render_outputs)
 TASK_FILES = {
     "depth": ("depth.png", "depth_16bit.png", "depth.npy", "depth_panel.png"),
@@ -62,10 +59,9 @@ def register(subparsers) -> None:
     p.add_argument("--output-dir", required=True, type=Path, help="folder for the outputs (created)")
     p.add_argument("--points", nargs="+", type=parse_point, default=None, metavar="X,Y",
                    help="matting: foreground points in pixel coordinates, used for every image")
-    p.add_argument("--steps", type=int, default=1, help=f"Euler steps, 1..{MAX_STEPS} (1 = single-step, the default)")
+    p.add_argument("--steps", type=int, default=1, help="Euler steps, 1..1000 (1 = single-step, the default)")
     p.add_argument("--processing-resolution", type=int, default=None,
-                   help=f"longest side seen by the model, 0..{MAX_PROCESSING_RESOLUTION} "
-                        "(default: the model's, 768; 0 = native)")
+                   help="longest side seen by the model, 0..8192 (default: the model's, 768; 0 = native)")
     p.add_argument("--batch-size", type=int, default=1, help="images per forward pass (default 1)")
     p.add_argument("--skip-existing", action="store_true",
                    help="skip inputs whose output files for this task exist (resume an interrupted run)")
@@ -124,12 +120,8 @@ def list_inputs(paths, exclude=None) -> list[tuple[Path, str]]:
 # -- one set of outputs ---------------------------------------------------------------------
 def prediction_files(task: str, rgb, prediction, points=None) -> dict:
     """The files of one input's folder: ``{file name: PIL image or numpy array}``."""
-    import numpy as np
-
     from edit2perceive.visualize import render_outputs
 
-    if not np.isfinite(np.asarray(prediction)).all():
-        raise ValueError("the model predicted non-finite values (NaN or inf); nothing written")
     files = render_outputs(task, rgb, prediction, points=points)
     files[f"{task}_panel.png"] = files.pop("panel.png")  # one folder holds every task's files
     return files
@@ -142,12 +134,14 @@ def _is_done(output_dir: Path, name: str, task: str) -> bool:
 
 def check_arguments(args) -> str | None:
     """The reason the arguments would fail for every image, or ``None``."""
+    from edit2perceive.pipeline import MAX_INFERENCE_STEPS, MAX_PROCESSING_RESOLUTION
+
     if args.task == "matting" and not args.points:
         return "the matting task needs --points X,Y [X,Y ...]"
     if args.task != "matting" and args.points:
         return f"--points is only used by the matting task, not {args.task!r}"
-    if not 1 <= args.steps <= MAX_STEPS:
-        return f"--steps must be within 1..{MAX_STEPS}, got {args.steps}"
+    if not 1 <= args.steps <= MAX_INFERENCE_STEPS:
+        return f"--steps must be within 1..{MAX_INFERENCE_STEPS}, got {args.steps}"
     res = args.processing_resolution
     if res is not None and not 0 <= res <= MAX_PROCESSING_RESOLUTION:
         return f"--processing-resolution must be within 0..{MAX_PROCESSING_RESOLUTION} (0 = native), got {res}"
