@@ -166,8 +166,11 @@ def write_prediction_set(outputs: dict[str, object], output_dir: str | os.PathLi
     old = None
     try:
         for file_name, value in outputs.items():
-            _save(value, staging / file_name)
-            _fsync(staging / file_name)
+            try:
+                _save(value, staging / file_name)
+                _fsync(staging / file_name)
+            except OSError as err:  # e.g. disk full: say which file of which set
+                raise OSError(err.errno, f"cannot write {target / file_name}: {err.strerror or err}") from err
         if target.is_dir():
             for kept in target.iterdir():
                 if kept.is_file() and not (staging / kept.name).exists():
