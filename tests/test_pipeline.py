@@ -234,3 +234,28 @@ def test_non_finite_inputs_and_outputs_are_errors(tiny_components, depth_pipe):
         broken.transformer.proj_out.weight.fill_(float("nan"))  # NaN weights
     with pytest.raises(ValueError, match=r"image 0: the prediction holds \d+ non-finite values"):
         broken([img, rgb_image(40, 40)], processing_resolution=32)
+
+
+def test_incomplete_model_folders_name_what_is_missing(saved_depth, tmp_path):
+    import shutil
+
+    missing_weights = tmp_path / "a"
+    shutil.copytree(saved_depth, missing_weights)
+    (missing_weights / "transformer" / "diffusion_pytorch_model.safetensors").unlink()
+    with pytest.raises(ValueError, match=r"a/transformer: no weights; expected FluxTransformer2DModel weights as "
+                                         r"\.safetensors"):
+        Edit2PerceivePipeline.from_pretrained(missing_weights)
+    (missing_weights / "transformer" / "diffusion_pytorch_model.bin").write_bytes(b"pickle")
+    with pytest.raises(ValueError, match=r"only pickle weights \(diffusion_pytorch_model.bin\), which are never loaded"):
+        Edit2PerceivePipeline.from_pretrained(missing_weights)
+    no_vae = tmp_path / "b"
+    shutil.copytree(saved_depth, no_vae)
+    shutil.rmtree(no_vae / "vae")
+    with pytest.raises(ValueError, match=r"b/vae: missing \(model_index.json lists component 'vae'; pass vae="):
+        Edit2PerceivePipeline.from_pretrained(no_vae)
+    from diffusers import AutoencoderKL
+
+    vae = AutoencoderKL.from_pretrained(saved_depth / "vae")
+    assert Edit2PerceivePipeline.from_pretrained(no_vae, vae=vae).vae is vae  # given: not needed on disk
+    with pytest.raises(ValueError, match="not a saved pipeline folder"):
+        Edit2PerceivePipeline.from_pretrained(tmp_path)

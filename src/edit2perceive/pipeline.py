@@ -10,6 +10,7 @@ tokens) and the task modules (value ranges, normal axes).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,6 +69,39 @@ def _lora_folder(name_or_path, kwargs) -> str | None:
         return None
     folder = os.path.join(root, "transformer_lora")
     return folder if os.path.isdir(folder) else None
+
+
+def check_model_folder(folder, given=()) -> None:
+    """A local pipeline folder has what ``model_index.json`` lists: for every component not
+    given as a keyword (``given``), its subfolder with ``config.json`` and safetensors weights
+    (pickle ``.bin`` weights are never loaded). ``ValueError`` naming the path otherwise."""
+    import json
+
+    index_path = os.path.join(folder, "model_index.json")
+    if not os.path.isfile(index_path):
+        raise ValueError(f"{folder}: not a saved pipeline folder (no model_index.json)")
+    try:
+        with open(index_path) as f:
+            index = json.load(f)
+    except ValueError as err:
+        raise ValueError(f"{index_path}: not valid JSON ({err})") from None
+    for name, entry in index.items():
+        if name.startswith("_") or name in given or not isinstance(entry, list) or entry[:1] == [None]:
+            continue
+        sub = os.path.join(folder, name)
+        if not os.path.isdir(sub):
+            raise ValueError(f"{sub}: missing (model_index.json lists component {name!r}; pass {name}= to use one "
+                             "from elsewhere)")
+        if (entry[0] != "diffusers" and name != "prompt_cache") or str(entry[1]).endswith("Scheduler"):
+            continue  # tokenizers, text encoders, the scheduler: their libraries' own checks
+        files = os.listdir(sub)
+        if "config.json" not in files:
+            raise ValueError(f"{sub}: no config.json (expected a saved {entry[1]})")
+        weights = [f for f in files if f.endswith(".safetensors") or f.endswith(".safetensors.index.json")]
+        if not weights:
+            pickled = [f for f in files if f.endswith(".bin")]
+            what = f"only pickle weights ({pickled[0]}), which are never loaded" if pickled else "no weights"
+            raise ValueError(f"{sub}: {what}; expected {entry[1]} weights as .safetensors")
 
 
 def processing_size(height: int, width: int, processing_resolution: int) -> tuple[int, int]:
@@ -158,6 +192,8 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         """diffusers' ``from_pretrained``, plus LoRA models: a folder with ``transformer_lora/``
         (a LoRA training checkpoint or its Hub upload) needs the base transformer passed as
         ``transformer=``; the adapter is loaded onto it."""
+        if os.path.isdir(pretrained_model_name_or_path):
+            check_model_folder(pretrained_model_name_or_path, given=kwargs)
         pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         lora = _lora_folder(pretrained_model_name_or_path, kwargs)
         if lora is not None:
