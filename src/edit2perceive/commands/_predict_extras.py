@@ -5,7 +5,7 @@ Kept apart from the image loop of :mod:`edit2perceive.commands.predict`, which c
 ``call_kwargs(args)`` (extra pipeline-call arguments), ``Helpers(args, pipe)`` (the other
 models a 3D export needs) and ``extra_files(args, helpers, rgb, out)`` (the additional files
 of one image, ``{file name: value}`` for the writers of :mod:`edit2perceive.visualize`), and
-``run_video(args, pipe, path, folder)`` for video inputs.
+``run_video(args, pipe, path, folder)`` / ``video_done(folder, task)`` for video inputs.
 
 Extra files (in the input's output folder):
 - ``--ensemble-size N --uncertainty``: ``<task>_uncertainty.png`` (Marigold's grey
@@ -152,6 +152,13 @@ def extra_files(args, helpers: Helpers, rgb, prediction, uncertainty=None) -> di
         for fmt in args.export:
             files[f"{task}_cloud.{fmt}"] = EncodedFile(encode_point_cloud(cloud, fmt))
     return files
+
+
+def video_done(folder, task: str) -> bool:
+    """A video's outputs are complete when its mp4 exists (written last, atomically)."""
+    from pathlib import Path
+
+    return (Path(folder) / f"{task}.mp4").is_file()
 
 
 def run_video(args, pipe, path, folder) -> int:
