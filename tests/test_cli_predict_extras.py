@@ -81,7 +81,7 @@ def test_matting_export_is_the_cutout(model_dirs, photo, tmp_path):
     assert (alpha[rows, cols] > 0.5).all()
 
 
-def test_video_input(model_dirs, tmp_path):
+def test_video_input(model_dirs, tmp_path, capsys):
     clip = tmp_path / "clip.mp4"
     writer = VideoWriter(clip, 8.0)
     yy, xx = np.mgrid[0:32, 0:48]
@@ -97,6 +97,9 @@ def test_video_input(model_dirs, tmp_path):
     assert len(frames) == 3 and frames[0].shape == (32, 48, 3)
     assert len([p for p in out.rglob("*_depth.npy")]) == 3
     assert len([p for p in out.rglob("*_depth_16bit.png")]) == 3
+    again = main(["predict", "--task", "depth", "--model", str(model_dirs / "depth"), str(clip), "--output-dir",
+                  str(out), "--skip-existing"])
+    assert again == 0 and "already have depth outputs" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -5,7 +5,10 @@ options (e.g. the sqrt depth encoding) are part of the pipeline config and survi
 ``save_pretrained`` / ``from_pretrained``. The call follows Marigold's shape: images in,
 an output dataclass with ``prediction`` (and ``latent``) out. Conventions: see
 :mod:`edit2perceive.flow` (sigma = 1 is noise), :mod:`edit2perceive.modeling` (Kontext
-tokens) and the task modules (value ranges, normal axes).
+tokens) and the task modules (value ranges, normal axes). Test-time ensembles
+(``ensemble_size``, ``output_uncertainty``) are their own stages (``check_ensemble``,
+``predict_ensemble``, ``member_noise``, ``ensemble_predictions``): each member is a plain call
+on augmented inputs (:mod:`edit2perceive.ensemble`), combined by the task's ``ensemble``.
 """
 
 from __future__ import annotations
