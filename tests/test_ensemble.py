@@ -47,6 +47,8 @@ def test_member_resolution_and_flip_points():
     assert member_resolution(768, 480, 640, 0.75) == 576
     assert member_resolution(0, 480, 640, 1.0) == 0  # native stays native
     assert member_resolution(0, 480, 640, 0.5) == 320
+    assert member_resolution(0, 32, 32, 0.75) == 16 and member_resolution(0, 32, 32, 1.125) == 48  # one step away
+    assert member_resolution(0, 16, 20, 0.5) == 16  # nothing smaller than 16
     np.testing.assert_array_equal(flip_points([(0, 3), (9, 4), (2.5, 1)], 10), [[9, 3], [0, 4], [6.5, 1]])
 
 

@@ -7,7 +7,8 @@ allows:
   back by the task (:meth:`edit2perceive.tasks.Task.unflip`; normals also negate x);
 - ``"noise"``: another initial noise; noise index ``k > 0`` draws from
   ``torch.Generator().manual_seed(noise_seed + k)`` (or from the call's generator);
-- ``"resolution"``: another processing resolution, ``RESOLUTION_SCALES[k]`` times the base.
+- ``"resolution"``: another processing resolution, ``RESOLUTION_SCALES[k]`` times the base
+  (:func:`member_resolution`).
 
 Members are enumerated in a fixed order, variant ``k = 0, 1, 2, ...`` and for each variant the
 plain then the flipped image; variant ``k`` uses noise index ``k`` (with ``"noise"``) and scale
@@ -23,7 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 
 AUGMENTATIONS = ("flip", "noise", "resolution")
-DEFAULT_AUGMENTATIONS = ("flip", "noise")
+#: not "noise": the model is trained with one fixed noise, and other noise draws measurably
+#: hurt it (benchmarks/bench_ensemble.py); ask for them explicitly
+DEFAULT_AUGMENTATIONS = ("flip", "resolution")
 RESOLUTION_SCALES = (1.0, 0.75, 1.25, 0.875, 1.125, 0.625, 1.375, 0.5)
 
 
@@ -83,11 +86,18 @@ def plan_members(ensemble_size: int, augmentations=DEFAULT_AUGMENTATIONS) -> lis
 
 def member_resolution(base_resolution: int, height: int, width: int, scale: float) -> int:
     """Processing resolution (longest side) of a member: the base (``0`` = native, i.e. the
-    image's longest side) times ``scale``; ``scale = 1`` keeps the base unchanged."""
+    image's longest side) times ``scale``, on the 16-px grid, and at least one 16-px step away
+    from the base's side (small images would otherwise round back to it); ``scale = 1`` keeps
+    the base unchanged."""
     if scale == 1.0:
         return int(base_resolution)
+    step = 16
     base = max(height, width) if base_resolution == 0 else base_resolution
-    return max(1, int(round(base * scale)))
+    base_side = max(step, int(round(base / step)) * step)
+    side = max(step, int(round(base * scale / step)) * step)
+    if side == base_side:
+        side = base_side + step if scale > 1 else max(step, base_side - step)
+    return side
 
 
 def flip_points(points: np.ndarray | None, width: int) -> np.ndarray | None:
