@@ -42,7 +42,7 @@ def add_arguments(p) -> None:
     g = p.add_argument_group("ensembles and uncertainty")
     g.add_argument("--ensemble-size", type=int, default=1, help="predictions combined per image (default 1 = none)")
     g.add_argument("--ensemble-augmentations", nargs="+", choices=AUGMENTATIONS, default=list(DEFAULT_AUGMENTATIONS),
-                   help="how members differ (default: flip noise)")
+                   help=f"how members differ (default: {' '.join(DEFAULT_AUGMENTATIONS)})")
     g.add_argument("--uncertainty", action="store_true", help="write the ensemble's uncertainty map (needs N >= 2)")
     g = p.add_argument_group("metric depth")
     g.add_argument("--metric-depth", type=str, default=None, metavar="FILE",
