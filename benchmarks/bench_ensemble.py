@@ -80,7 +80,7 @@ def uncertainty_ranking(errors: np.ndarray, uncertainty: np.ndarray) -> dict:
             "spearman": float(spearmanr(uncertainty, errors).statistic)}
 
 
-def run(models: Path, tasks, num_scenes: int, size: int) -> list[dict]:
+def run(models: Path, tasks, num_scenes: int, size: int, configs=None) -> list[dict]:
     import torch
 
     from edit2perceive import Edit2PerceivePipeline
@@ -94,7 +94,7 @@ def run(models: Path, tasks, num_scenes: int, size: int) -> list[dict]:
         pipe = Edit2PerceivePipeline.from_pretrained(models / task)
         pipe.set_progress_bar_config(disable=True)
         encoding = getattr(pipe.task, "encoding", "sqrt")
-        for name, n, aug in CONFIGS:
+        for name, n, aug in [c for c in CONFIGS if configs is None or c[0] in configs]:
             preds, errs, uncs = [], [], []
             start = time.perf_counter()
             with torch.no_grad():
@@ -126,9 +126,10 @@ def main(argv=None):
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--num-scenes", type=int, default=24, help="held-out synthetic scenes (seed 10000)")
     parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--configs", nargs="+", default=None, choices=[c[0] for c in CONFIGS], help="default: all")
     args = parser.parse_args(argv)
     ensure_models(args.models, args.tasks)
-    rows = run(args.models, args.tasks, args.num_scenes, args.size)
+    rows = run(args.models, args.tasks, args.num_scenes, args.size, args.configs)
     print(f"\n{machine()}\n")
     print(markdown_table(rows, ["task", "config", "members", "metric", "value", "err_top10_unc", "err_rest", "ratio",
                                 "spearman", "seconds/image"]))
