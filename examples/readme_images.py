@@ -7,7 +7,7 @@
 scenes are held-out synthetic scenes, so the exact targets are shown next to the predictions.
 
 - ``ensemble_uncertainty.png``: per task one row: input | target | plain prediction |
-  ensemble (default flip + resolution, 4 members) | its uncertainty | the ensemble's error.
+  ensemble (flip, 2 members: the one that helps these tiny models) | its uncertainty | the ensemble's error.
 - ``pointcloud.png``: the depth model's prediction aligned to 12 sparse metric measurements
   (:func:`edit2perceive.metric_depth.align_to_metric`), exported as a PLY with the normal
   model's normals, read back with trimesh and drawn from two viewpoints (a plain z-buffered
@@ -48,7 +48,7 @@ def render_points(points: np.ndarray, colors: np.ndarray, yaw_deg: float, size=(
     v = (v - (v.min() + v.max()) / 2) * scale + h / 2
     img = np.full((h, w, 3), 255, np.uint8)
     order = np.argsort(p[:, 2])  # far first, near points paint over
-    r = max(1, math.ceil(w / math.sqrt(len(points)) / 2))
+    r = max(1, min(3, math.ceil(w / math.sqrt(len(points)) / 2)))
     for dy in range(-r, r + 1):
         for dx in range(-r, r + 1):
             x = np.round(u[order]).astype(int) + dx
@@ -75,7 +75,7 @@ def ensemble_picture(models: Path, scene: dict) -> PIL.Image.Image:
         pipe.set_progress_bar_config(disable=True)
         points = [oracle_points(scene["alpha"])[0]] if task == "matting" else None
         plain = pipe(scene["rgb"], points=points, processing_resolution=0).prediction[0]
-        out = pipe(scene["rgb"], points=points, processing_resolution=0, ensemble_size=4, output_uncertainty=True)
+        out = pipe(scene["rgb"], points=points, processing_resolution=0, ensemble_size=2, output_uncertainty=True)
         pred, unc = out.prediction[0], out.uncertainty[0]
         mask = scene["valid_mask"]
         if task == "depth":
