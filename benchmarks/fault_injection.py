@@ -587,7 +587,11 @@ def _shard_damaged():
 
     out, shards = _converted("shard", n=8)
     shards[1].write_bytes(shards[1].read_bytes()[:100])
-    ids, msgs = _stream_ids(converted_dataset(out, max_bad_fraction=0.5))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = converted_dataset(out, max_bad_fraction=0.5)
+    ids, msgs = _stream_ids(ds)
+    msgs += [str(w.message) for w in caught]
     return len(ids) == 6 and any(shards[1].name in m for m in msgs), next((m for m in msgs if "shard" in m), "")[:160]
 
 
@@ -698,6 +702,11 @@ def main(argv=None) -> int:
     parser.add_argument("--verbose", action="store_true", help="print each case's detail")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import datasets
+    import diffusers
+
+    datasets.disable_progress_bars()
+    diffusers.utils.logging.disable_progress_bar()
     areas = set(args.cases.split(",")) if args.cases else None
     with tempfile.TemporaryDirectory(prefix="e2p-faults-") as tmp:
         FX = Fixtures(Path(tmp))
