@@ -120,7 +120,8 @@ def sets_whole(out: Path, files=("depth.png", "depth_16bit.png", "depth.npy", "d
 def expect_failure(code, err, name, *words) -> tuple[bool, str]:
     line = next((ln for ln in err.splitlines() if "FAILED" in ln and name in ln), "")
     ok = code == 1 and line and all(w in line for w in words)
-    return bool(ok), (line.strip() or err.strip().splitlines()[-1:] or ["(no message)"])[0][:160]
+    fallback = (err.strip().splitlines() or ["(no message)"])[-1]
+    return bool(ok), (line.strip() or fallback)[:160]
 
 
 def expect_refused(code, err, *words) -> tuple[bool, str]:
