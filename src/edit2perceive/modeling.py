@@ -9,7 +9,8 @@ behave as pretrained:
 - Tokens: 2x2 latent patches packed to ``4C``-dim tokens, row-major over the patch grid
   (``B x (h/2 * w/2) x 4C``), the channel order ``c, dy, dx`` as in diffusers.
 - Position ids ``(index, row, col)`` per token: the target (noisy) latent has index 0, the
-  context image 1, a second context image (the matting point map) 2. Text ids are 0.
+  context image 1, a second context image (the matting point map) 2 (the released reference
+  models: 1, see ``context_indices``). Text ids are 0.
 - Sequence: ``[target tokens, context 1 tokens, context 2 tokens]``; the velocity is read
   from the first (target) tokens only.
 - Timestep: ``sigma`` (see :mod:`edit2perceive.flow`); guidance embedding value
@@ -94,6 +95,7 @@ def predict_velocity(
     pooled_prompt_embeds: torch.Tensor,
     *,
     guidance: float = DEFAULT_GUIDANCE,
+    context_indices: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """Velocity ``v = eps - z1`` predicted by the DiT for the noisy target ``latents``.
 
@@ -105,6 +107,8 @@ def predict_velocity(
         prompt_embeds: T5 embeddings ``1 x L x D`` or ``B x L x D``.
         pooled_prompt_embeds: CLIP pooled embeddings ``1 x P`` or ``B x P``.
         guidance: embedded guidance value (ignored if the model has no guidance embedding).
+        context_indices: position index of each context (default ``1, 2, ...``; the released
+            reference models give the point map index 1, the same as the RGB).
 
     Returns the velocity, unpacked, ``B x C x h x w``, in the transformer's dtype.
     """
@@ -113,11 +117,15 @@ def predict_velocity(
     device, dtype = core.device, core.dtype
     tokens = [pack_latents(latents)]
     ids = [latent_position_ids(h, w, 0, device=device, dtype=dtype)]
-    for i, ctx in enumerate(context_latents, start=1):
+    if context_indices is None:
+        context_indices = range(1, len(context_latents) + 1)
+    if len(context_indices) != len(context_latents):
+        raise ValueError(f"{len(context_indices)} context indices for {len(context_latents)} contexts")
+    for i, (ctx, index) in enumerate(zip(context_latents, context_indices), start=1):
         if ctx.shape[0] != b:
             raise ValueError(f"context latent {i} has batch {ctx.shape[0]}, target has {b}")
         tokens.append(pack_latents(ctx))
-        ids.append(latent_position_ids(ctx.shape[-2], ctx.shape[-1], i, device=device, dtype=dtype))
+        ids.append(latent_position_ids(ctx.shape[-2], ctx.shape[-1], index, device=device, dtype=dtype))
     hidden = torch.cat(tokens, dim=1).to(device=device, dtype=dtype)
     img_ids = torch.cat(ids, dim=0)
 
