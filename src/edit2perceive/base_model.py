@@ -94,13 +94,12 @@ def _missing(index: dict, name: str) -> bool:
     return entry is None or (isinstance(entry, (list, tuple)) and entry[0] is None)
 
 
-def complete_from_base(model: str, kwargs: dict, *, base_model: str | None, quantize: str | None,
-                       has_lora: bool) -> dict:
+def complete_from_base(model: str, kwargs: dict, *, base_model: str | None, quantize: str | None) -> dict:
     """``from_pretrained`` keywords with the base model's parts that ``model`` lacks added.
 
     Filled (unless passed as a keyword): ``vae``; ``transformer`` when the folder has none
-    (always for a LoRA model); the tokenizers and text encoders only without a prompt cache;
-    ``scheduler``. With ``quantize`` the transformer (ours or the base's) is loaded through
+    (always for a LoRA model); the tokenizers and text encoders only without a prompt cache.
+    With ``quantize`` the transformer (ours or the base's) is loaded through
     bitsandbytes.
     """
     kwargs = dict(kwargs)
@@ -108,7 +107,7 @@ def complete_from_base(model: str, kwargs: dict, *, base_model: str | None, quan
         return kwargs
     index = _model_index(os.fspath(model), kwargs)
     dtype = kwargs.get("torch_dtype")
-    wanted = [n for n in ("vae", "transformer", "scheduler") if _missing(index, n)]
+    wanted = [n for n in ("vae", "transformer") if _missing(index, n)]  # the scheduler is not used
     if _missing(index, "prompt_cache"):
         wanted += [n for n in TEXT_PARTS if _missing(index, n)]
     wanted = [n for n in wanted if n not in kwargs]

@@ -110,8 +110,11 @@ def model_card(
     base_model: str = BASE_MODEL,
     extra_limitations: list[str] | None = None,
     datasets: list[str] | None = None,
+    description: str | None = None,
+    extra_sections: str = "",
 ):
-    """A ``huggingface_hub.ModelCard`` for an Edit2Perceive model."""
+    """A ``huggingface_hub.ModelCard`` for an Edit2Perceive model (``description`` replaces
+    the default first paragraph; ``extra_sections`` is appended as Markdown)."""
     from huggingface_hub import ModelCard, ModelCardData
 
     if task not in PIPELINE_TAGS:
@@ -143,14 +146,16 @@ def model_card(
         f"Use is subject to the base model's license ({LICENSE['license_name']}).",
         *(extra_limitations or []),
     ]
+    description = description or (
+        f"An [Edit2Perceive](https://arxiv.org/abs/2511.18673) **{task}** model: FLUX.1 Kontext fine-tuned to "
+        f'"edit"\nan image into a dense {task} map in a single step, trained with the `edit2perceive` library.')
     body = f"""---
 {data.to_yaml()}
 ---
 
 # {repo_id.split('/')[-1]}
 
-An [Edit2Perceive](https://arxiv.org/abs/2511.18673) **{task}** model: FLUX.1 Kontext fine-tuned to "edit"
-an image into a dense {task} map in a single step, trained with the `edit2perceive` library.
+{description}
 
 ## Usage
 
@@ -169,7 +174,7 @@ Each result records the evaluation protocol that produced it (also in `model-ind
 ## Limitations
 
 {chr(10).join('- ' + item for item in limitations)}
-"""
+{extra_sections}"""
     return ModelCard(body)
 
 

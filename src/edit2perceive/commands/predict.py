@@ -14,6 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ._model_args import add_model_arguments, model_options
+
 
 def parse_point(text: str) -> tuple[float, float]:
     try:
@@ -29,7 +31,8 @@ def register(subparsers) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any PIL format)")
     p.add_argument("--task", required=True, choices=["depth", "normal", "matting"],
                    help="task; must match the model's task")
-    p.add_argument("--model", required=True, help="saved pipeline folder or Hugging Face Hub id")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="saved pipeline folder or Hugging Face Hub id")
     p.add_argument("--output-dir", required=True, type=Path, help="folder for the outputs (created)")
     p.add_argument("--points", nargs="+", type=parse_point, default=None, metavar="X,Y",
                    help="matting: foreground points in pixel coordinates, used for every image")
@@ -37,6 +40,7 @@ def register(subparsers) -> None:
     p.add_argument("--processing-resolution", type=int, default=None,
                    help="longest side seen by the model (default: the model's, 768; 0 = native)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    add_model_arguments(p, source)
     p.set_defaults(func=run)
 
 
@@ -57,7 +61,7 @@ def run(args) -> int:
     from edit2perceive.pipeline import load_pipeline
 
     try:
-        pipe = load_pipeline(args.model, task=args.task, device=args.device)
+        pipe = load_pipeline(args.model, task=args.task, device=args.device, **model_options(args))
     except (ValueError, OSError) as err:
         print(f"e2p predict: cannot use model: {err}", file=sys.stderr)
         return 2

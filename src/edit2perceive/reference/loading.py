@@ -47,9 +47,8 @@ def reference_pipeline(cls, path, *, task=None, base_model=None, torch_dtype=Non
     else:
         transformer = components.pop("transformer", None) or base("transformer", quantize=quantize)
         load_reference_lora(transformer, file)
-    for name in ("vae", "scheduler"):
-        if name not in components:
-            components[name] = base(name)
+    if "vae" not in components:
+        components["vae"] = base("vae")
     encode = components.get("prompt_cache") is None
     if encode:
         for name in TEXT_PARTS:
