@@ -64,7 +64,11 @@ def load_base_component(base_model: str, name: str, *, torch_dtype=None, quantiz
     try:
         return cls.from_pretrained(base_model, subfolder=name, **kwargs)
     except OSError as err:
-        raise OSError(f"base model {base_model!r} has no usable {name}/ ({err})") from err
+        raise OSError(f"{base_model!r} has no usable {name}/ ({err})") from err
+    except RuntimeError as err:
+        if quantize is not None:  # diffusers' bitsandbytes quantizer refuses to run without CUDA
+            raise RuntimeError(f"quantize={quantize!r} needs a CUDA GPU with bitsandbytes: {err}") from err
+        raise
 
 
 def base_transformer_config(base_model: str, **hub) -> dict:

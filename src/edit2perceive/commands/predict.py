@@ -62,7 +62,7 @@ def run(args) -> int:
 
     try:
         pipe = load_pipeline(args.model, task=args.task, device=args.device, **model_options(args))
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, RuntimeError) as err:
         print(f"e2p predict: cannot use model: {err}", file=sys.stderr)
         return 2
 
