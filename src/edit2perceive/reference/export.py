@@ -67,7 +67,7 @@ def convert_reference_checkpoint(checkpoint: str, output_dir: str | os.PathLike,
 
     hub = hub_kwargs(hub)
     file = resolve_checkpoint(checkpoint, **hub)
-    task = task or task_from_filename(file)
+    task = task_from_filename(file, task)
     fmt = checkpoint_format(file)
     base_config = base_transformer_config(base_model, **hub)
     if fmt == "full":

@@ -10,10 +10,16 @@ from .convert import checkpoint_format, load_reference_lora, load_reference_tran
 TASK_NAMES = ("depth", "normal", "matting")
 
 
-def task_from_filename(path: str) -> str:
-    """``depth`` / ``normal`` / ``matting`` from a released file name (``depth_lora.safetensors``)."""
+def task_from_filename(path: str, task: str | None = None) -> str:
+    """``depth`` / ``normal`` / ``matting`` from a released file name (``depth_lora.safetensors``);
+    a given ``task`` must not contradict a file name that names another task."""
     name = os.path.basename(os.fspath(path)).lower()
     found = [t for t in TASK_NAMES if t in name]
+    if task is not None:
+        if len(found) == 1 and found[0] != task:
+            raise ValueError(f"{path}: the file name says task {found[0]!r}, not {task!r} "
+                             "(rename the file if it really holds another task)")
+        return task
     if len(found) != 1:
         raise ValueError(f"{path}: cannot tell the task from the file name; pass task='depth'|'normal'|'matting'")
     return found[0]
@@ -30,7 +36,7 @@ def reference_pipeline(cls, path, *, task=None, base_model=None, torch_dtype=Non
     config = {**REFERENCE_CONVENTIONS, **{k: components.pop(k) for k in list(components) if k in REFERENCE_CONVENTIONS}}
     base_model = base_model or DEFAULT_BASE_MODEL
     file = resolve_checkpoint(path, **hub)
-    task = task or task_from_filename(file)
+    task = task_from_filename(file, task)
     fmt = checkpoint_format(file)
 
     def base(name, **kw):
