@@ -218,3 +218,25 @@ def test_offload_and_vae_tiling_give_the_same_map(tiny_components, tmp_path, pho
     with mock.patch.object(type(tiled.vae), "tiled_decode", wraps=tiled.vae.tiled_decode) as spy:
         out = tiled(big, processing_resolution=80).prediction  # over the tiny VAE's 64 px tile
     assert spy.called and out.shape == (1, 130, 140) and np.isfinite(out).all()
+
+
+@pytest.mark.slow
+def test_demo_takes_a_released_checkpoint(files, base_dir, tmp_path):
+    from edit2perceive.demo import main as demo_main
+
+    report = tmp_path / "report"
+    assert demo_main(["--reference-checkpoint", files["full"], "--base-model", str(base_dir), "--output-dir",
+                      str(report), "--processing-resolution", "32"]) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["tasks"] == ["depth"] and metrics["model"] == files["full"]
+
+
+def test_app_takes_released_checkpoints(files, base_dir):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("e2p_app", Path(__file__).parents[1] / "examples" / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    pipes = app.load_pipelines({"matting": files["lora"]}, base_model=str(base_dir))
+    assert pipes["matting"].config.resize_mode == "stretch" and "default" in pipes["matting"].transformer.peft_config

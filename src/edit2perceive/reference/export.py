@@ -14,7 +14,13 @@ import json
 import os
 from pathlib import Path
 
-from ..base_model import DEFAULT_BASE_MODEL, TEXT_PARTS, base_transformer_config, hub_kwargs, load_base_component
+from ..base_model import (
+    DEFAULT_BASE_MODEL,
+    TEXT_PARTS,
+    base_transformer_config,
+    hub_kwargs,
+    load_base_component,
+)
 from .convert import (
     DEFAULT_MAX_SHARD_BYTES,
     REFERENCE_REPO,

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import os
 
-from ..base_model import DEFAULT_BASE_MODEL, TEXT_PARTS, base_transformer_config, hub_kwargs, load_base_component
+from ..base_model import (
+    DEFAULT_BASE_MODEL,
+    TEXT_PARTS,
+    base_transformer_config,
+    hub_kwargs,
+    load_base_component,
+)
 from .convert import checkpoint_format, load_reference_lora, load_reference_transformer, resolve_checkpoint
 
 TASK_NAMES = ("depth", "normal", "matting")
