@@ -88,17 +88,17 @@ def eval_results(summaries: list[dict]):
 def _usage(repo_id: str, task: str) -> str:
     points = ", points=[[(120, 80)]]" if task == "matting" else ""
     return f"""```python
-from diffusers import AutoencoderKL
 from PIL import Image
 from edit2perceive import Edit2PerceivePipeline
 
-vae = AutoencoderKL.from_pretrained("{BASE_MODEL}", subfolder="vae")  # the base model's, not re-hosted
-pipe = Edit2PerceivePipeline.from_pretrained("{repo_id}", vae=vae)  # prompt cache: no text encoders needed
+# the base model's VAE (and base transformer for a LoRA) come from the base, not re-hosted;
+# the prompt cache means no text encoders are needed
+pipe = Edit2PerceivePipeline.from_pretrained("{repo_id}", base_model="{BASE_MODEL}")
 out = pipe(Image.open("photo.jpg"){points})  # one step, deterministic
 out.prediction
 ```
 
-Command line: `e2p predict --task {task} --model {repo_id} photo.jpg --output-dir out/`"""
+Command line: `e2p predict --task {task} --model {repo_id} --base-model {BASE_MODEL} photo.jpg --output-dir out/`"""
 
 
 def model_card(
