@@ -88,17 +88,23 @@ def render_reference_point_map(points, height: int, width: int, sigma: float = 2
     768 x 768 in training and benchmark evaluation (``inference.py`` / ``app.py`` use 30).
     """
     try:
-        from scipy.ndimage import gaussian_filter
+        from scipy.ndimage import gaussian_filter1d
     except ImportError as err:  # scipy is in the eval extra
         raise ImportError("the reference point map needs scipy: pip install scipy") from err
+
+    def filtered_delta(n: int, at: int) -> np.ndarray:
+        delta = np.zeros(n, dtype=np.float32)
+        delta[at] = 1.0
+        return gaussian_filter1d(delta, sigma=float(sigma))
+
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     out = np.zeros((height, width), dtype=np.float32)
     for x, y in np.rint(pts).astype(np.int64):
         if not (0 <= x < width and 0 <= y < height):
             raise ValueError(f"point (x={x}, y={y}) lies outside the {width}x{height} image")
-        delta = np.zeros((height, width), dtype=np.float32)
-        delta[y, x] = 1.0
-        blob = gaussian_filter(delta, sigma=float(sigma))
+        # gaussian_filter runs gaussian_filter1d along each axis, so on a delta it is the outer
+        # product of two filtered 1-D deltas (the same values up to float32 rounding, ~100x faster)
+        blob = np.outer(filtered_delta(height, y), filtered_delta(width, x))
         if blob.max() > 0:
             blob /= blob.max()
         out = np.maximum(out, blob)
