@@ -240,3 +240,32 @@ def test_app_takes_released_checkpoints(files, base_dir):
     spec.loader.exec_module(app)
     pipes = app.load_pipelines({"matting": files["lora"]}, base_model=str(base_dir))
     assert pipes["matting"].config.resize_mode == "stretch" and "default" in pipes["matting"].transformer.peft_config
+
+
+def test_hub_file_goes_through_huggingface_hub(files, base_dir):
+    import huggingface_hub
+
+    from edit2perceive.reference import resolve_checkpoint
+
+    with mock.patch.object(huggingface_hub, "hf_hub_download", return_value=files["full"]) as download:
+        assert resolve_checkpoint("Seq2Tri/Edit2Perceive/depth.safetensors", revision="main") == files["full"]
+    download.assert_called_once_with("Seq2Tri/Edit2Perceive", "depth.safetensors", cache_dir=None, token=None,
+                                     revision="main")
+    with pytest.raises(FileNotFoundError, match="owner/repo/filename"):
+        resolve_checkpoint("depth.safetensors")
+
+
+def test_quantized_base_transformer_under_a_released_lora(files, base_dir):
+    from diffusers import FluxTransformer2DModel
+
+    seen = {}
+    real = FluxTransformer2DModel.from_pretrained
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        kwargs.pop("quantization_config")
+        return real(*args, **kwargs)
+
+    with mock.patch.object(FluxTransformer2DModel, "from_pretrained", side_effect=spy):
+        pipe = Edit2PerceivePipeline.from_reference_checkpoint(files["lora"], base_model=str(base_dir), quantize="int8")
+    assert seen["quantization_config"].load_in_8bit and "default" in pipe.transformer.peft_config
