@@ -96,7 +96,7 @@ def test_components_override_and_full_rejects_transformer(files, base_dir, tiny_
 def test_convert_command_then_from_pretrained_and_push(kind, task, files, base_dir, tmp_path, photo):
     out = tmp_path / f"e2p-{task}"
     code = main(["convert", "--task", task, "--reference-checkpoint", files[kind], "--base-model", str(base_dir),
-                 "--output-dir", str(out), "--max-shard-size", "0.00004"])
+                 "--output-dir", str(out), "--max-shard-size", "0.00004", "--text-encoder-dtype", "float32"])
     assert code == 0
     names = sorted(p.name for p in out.iterdir())
     ours = "transformer" if kind == "full" else "transformer_lora"

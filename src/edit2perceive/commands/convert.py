@@ -31,10 +31,14 @@ def register(subparsers) -> None:
     p.add_argument("--repo-id", default=None, help="name used in the model card")
     p.add_argument("--max-shard-size", type=float, default=2.0, metavar="GB",
                    help="full checkpoints: size of each safetensors shard, the memory held while writing (default 2)")
+    p.add_argument("--text-encoder-dtype", choices=["bfloat16", "float32"], default="bfloat16",
+                   help="dtype of the base's text encoders while encoding the task prompt once (default bfloat16)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    import torch
+
     from edit2perceive.reference import CheckpointFormatError
     from edit2perceive.reference.export import convert_reference_checkpoint
 
@@ -44,7 +48,8 @@ def run(args) -> int:
     try:
         out = convert_reference_checkpoint(args.reference_checkpoint, args.output_dir, task=args.task,
                                            base_model=args.base_model, repo_id=args.repo_id,
-                                           max_shard_bytes=int(args.max_shard_size * 1024**3))
+                                           max_shard_bytes=int(args.max_shard_size * 1024**3),
+                                           text_encoder_dtype=getattr(torch, args.text_encoder_dtype))
     except (CheckpointFormatError, ValueError, FileExistsError, OSError) as err:
         print(f"e2p convert: {err}", file=sys.stderr)
         return 2

@@ -60,11 +60,15 @@ pipeline's config reproduces them (see the edit2perceive README, "Use the releas
 def convert_reference_checkpoint(checkpoint: str, output_dir: str | os.PathLike, *, task: str | None = None,
                                  base_model: str = DEFAULT_BASE_MODEL, repo_id: str | None = None,
                                  max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES, progress: bool = True,
-                                 **hub) -> Path:
+                                 text_encoder_dtype=None, **hub) -> Path:
     """Write our pipeline folder for a released checkpoint (see the module docstring).
 
     Everything is checked before anything is written; the folder appears only when complete.
+    The prompt is encoded with the base's text encoders in ``text_encoder_dtype`` (default
+    bf16, as the reference ran them; T5-XXL then needs 9.5 GB instead of 19 GB).
     """
+    import torch
+
     from .. import Edit2PerceivePipeline
     from ..hub import _atomic_folder, model_card
     from ..prompts import encode_prompt
@@ -79,13 +83,13 @@ def convert_reference_checkpoint(checkpoint: str, output_dir: str | os.PathLike,
     if fmt == "full":
         transformer_plan(file, base_config)  # validates every key and shape, reads no weights
     else:
-        import torch
         from diffusers import FluxTransformer2DModel
 
         with torch.device("meta"):
             meta = FluxTransformer2DModel.from_config(base_config)
         convert_reference_lora(file, transformer=meta)  # validates against the base's layers
-    text = {name: load_base_component(base_model, name, **hub) for name in TEXT_PARTS}
+    dtype = torch.bfloat16 if text_encoder_dtype is None else text_encoder_dtype
+    text = {name: load_base_component(base_model, name, torch_dtype=dtype, **hub) for name in TEXT_PARTS}
     cache = encode_prompt(get_task(task).prompt, **text)
     del text
     pipe = Edit2PerceivePipeline(transformer=None, vae=None, prompt_cache=cache, task=task, **REFERENCE_CONVENTIONS)
