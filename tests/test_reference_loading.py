@@ -269,3 +269,17 @@ def test_quantized_base_transformer_under_a_released_lora(files, base_dir):
     with mock.patch.object(FluxTransformer2DModel, "from_pretrained", side_effect=spy):
         pipe = Edit2PerceivePipeline.from_reference_checkpoint(files["lora"], base_model=str(base_dir), quantize="int8")
     assert seen["quantization_config"].load_in_8bit and "default" in pipe.transformer.peft_config
+
+
+def test_push_keeps_the_authors_credit(files, base_dir, tmp_path):
+    from edit2perceive.reference.export import convert_reference_checkpoint
+
+    out = convert_reference_checkpoint(files["full"], tmp_path / "conv", base_model=str(base_dir), progress=False)
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"task": "depth", "dataset": "nyuv2", "metrics": {"abs_rel": 0.05, "delta1": 0.97},
+                                   "protocol": {"name": "edit2perceive"}}))
+    assert main(["push", str(out), "--repo-id", "me/e2p-depth", "--summary", str(summary), "--dry-run",
+                 str(tmp_path / "up")]) == 0
+    card = (tmp_path / "up" / "README.md").read_text()
+    assert "Edit2Perceive authors" in card and "single_step_final_sigma" in card and "0.05" in card
+    assert "edit2perceive-reference-release" in card and f"base_model: {base_dir}" in card

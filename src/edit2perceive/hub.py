@@ -112,6 +112,8 @@ def model_card(
     datasets: list[str] | None = None,
     description: str | None = None,
     extra_sections: str = "",
+    extra_tags: list[str] | None = None,
+    extra_metadata: dict | None = None,
 ):
     """A ``huggingface_hub.ModelCard`` for an Edit2Perceive model (``description`` replaces
     the default first paragraph; ``extra_sections`` is appended as Markdown)."""
@@ -125,11 +127,12 @@ def model_card(
         base_model=base_model,
         library_name="diffusers",
         pipeline_tag=PIPELINE_TAGS[task],
-        tags=["edit2perceive", "flux-kontext", "dense-prediction", *TASK_TAGS[task]],
+        tags=["edit2perceive", "flux-kontext", "dense-prediction", *TASK_TAGS[task], *(extra_tags or [])],
         datasets=datasets or TRAINING_DATASETS[task],
         model_name=repo_id.split("/")[-1],
         eval_results=results or None,
         **LICENSE,
+        **(extra_metadata or {}),
     )
     rows = [f"| {s.get('dataset_name', s['dataset'])} | "
             + " | ".join(f"{s['metrics'].get(k, float('nan')):.4g}" for k, _, _ in CARD_METRICS[task])

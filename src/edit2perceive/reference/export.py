@@ -57,6 +57,26 @@ pipeline's config reproduces them (see the edit2perceive README, "Use the releas
 """
 
 
+REFERENCE_TAG = "edit2perceive-reference-release"
+
+
+def reference_card(task: str, *, source: str, fmt: str, config, base_model: str = DEFAULT_BASE_MODEL,
+                   repo_id: str, summaries: list[dict] | None = None):
+    """The model card of a converted release: credit to the authors, the source file, the
+    conventions in ``config``; tagged ``edit2perceive-reference-release`` so ``e2p push`` /
+    ``e2p card`` keep it (with evaluation results added)."""
+    from ..hub import model_card
+
+    return model_card(
+        task, repo_id=repo_id, base_model=base_model, summaries=summaries,
+        description=(f"The Edit2Perceive authors' **{task}** model ({'LoRA' if fmt == 'lora' else 'full DiT'}), "
+                     "FLUX.1 Kontext fine-tuned to \"edit\" an image into a dense map in a single step.\n\n"
+                     + CREDIT.format(file=source, repo=REFERENCE_REPO)),
+        training={"source": f"{REFERENCE_REPO}/{source}", "format": fmt, "base model": base_model},
+        extra_sections=conventions_markdown(config), extra_tags=[REFERENCE_TAG],
+        extra_metadata={"edit2perceive_reference": {"source": f"{REFERENCE_REPO}/{source}", "format": fmt}})
+
+
 def convert_reference_checkpoint(checkpoint: str, output_dir: str | os.PathLike, *, task: str | None = None,
                                  base_model: str = DEFAULT_BASE_MODEL, repo_id: str | None = None,
                                  max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES, progress: bool = True,
@@ -70,7 +90,7 @@ def convert_reference_checkpoint(checkpoint: str, output_dir: str | os.PathLike,
     import torch
 
     from .. import Edit2PerceivePipeline
-    from ..hub import _atomic_folder, model_card
+    from ..hub import _atomic_folder
     from ..prompts import encode_prompt
     from ..tasks import get_task
     from . import REFERENCE_CONVENTIONS
@@ -93,14 +113,8 @@ def convert_reference_checkpoint(checkpoint: str, output_dir: str | os.PathLike,
     cache = encode_prompt(get_task(task).prompt, **text)
     del text
     pipe = Edit2PerceivePipeline(transformer=None, vae=None, prompt_cache=cache, task=task, **REFERENCE_CONVENTIONS)
-    name = os.path.basename(file)
-    card = model_card(
-        task, repo_id=repo_id or f"{REFERENCE_REPO}-{task}", base_model=base_model,
-        description=(f"The Edit2Perceive authors' **{task}** model ({'LoRA' if fmt == 'lora' else 'full DiT'}), "
-                     "FLUX.1 Kontext fine-tuned to \"edit\" an image into a dense map in a single step.\n\n"
-                     + CREDIT.format(file=name, repo=REFERENCE_REPO)),
-        training={"source": f"{REFERENCE_REPO}/{name}", "format": fmt, "base model": base_model},
-        extra_sections=conventions_markdown(pipe.config))
+    card = reference_card(task, source=os.path.basename(file), fmt=fmt, config=pipe.config, base_model=base_model,
+                          repo_id=repo_id or f"{REFERENCE_REPO}-{task}")
     with _atomic_folder(Path(output_dir)) as tmp:
         pipe.save_pretrained(tmp)
         if fmt == "full":
