@@ -227,3 +227,14 @@ def test_lora_layer_parsing_names_targets():
     assert layer.fused == "qkv" and layer.modules == (
         "transformer_blocks.3.attn.add_q_proj", "transformer_blocks.3.attn.add_k_proj",
         "transformer_blocks.3.attn.add_v_proj")
+
+
+def test_loaded_weights_can_be_changed_without_touching_the_file(transformer, full_file):
+    """The loaded tensors share pages with the mmap'd file: writes must stay private."""
+    loaded = load_reference_transformer(full_file, config=dict(transformer.config))
+    weight = loaded.single_transformer_blocks[0].proj_mlp.weight  # a row slice of the fused to_qkv_mlp
+    with torch.no_grad():
+        weight.add_(1.0)
+    again = load_reference_transformer(full_file, config=dict(transformer.config))
+    assert torch.equal(again.single_transformer_blocks[0].proj_mlp.weight,
+                       transformer.single_transformer_blocks[0].proj_mlp.weight)
