@@ -118,9 +118,11 @@ def iter_transformer_tensors(path: str, pieces: list[Piece], *, dtype: torch.dty
 def load_reference_transformer(path: str, *, config: dict | None = None, torch_dtype: torch.dtype | None = None):
     """A diffusers ``FluxTransformer2DModel`` from a full reference checkpoint.
 
-    Built on the meta device and filled tensor by tensor (``assign``), so memory holds one
-    copy of the weights. ``config`` defaults to one inferred from the shapes; keep the
-    file's dtype (bf16) unless ``torch_dtype`` is given.
+    Built on the meta device and filled tensor by tensor (``assign``) with the tensors
+    safetensors reads, which are copy-on-write views of the memory-mapped file: no second
+    copy is made (pages are read as weights are used; writes stay private). ``config``
+    defaults to one inferred from the shapes; the file's dtype (bf16) is kept unless
+    ``torch_dtype`` is given.
     """
     from diffusers import FluxTransformer2DModel
 
