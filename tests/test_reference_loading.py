@@ -220,7 +220,6 @@ def test_offload_and_vae_tiling_give_the_same_map(tiny_components, tmp_path, pho
     assert spy.called and out.shape == (1, 130, 140) and np.isfinite(out).all()
 
 
-@pytest.mark.slow
 def test_demo_takes_a_released_checkpoint(files, base_dir, tmp_path):
     from edit2perceive.demo import main as demo_main
 
