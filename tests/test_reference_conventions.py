@@ -3,6 +3,7 @@ written out here independently (pipelines/flux_image_new.py, models/flowmatch_sc
 utils BasePipeline.generate_noise, models/unified_dataset.py gen_points)."""
 
 import math
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -34,6 +35,38 @@ def ref_matting(tiny_components):
     pipe = Edit2PerceivePipeline(**tiny_components, task="matting", **REFERENCE_CONVENTIONS)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def diffsynth_time_projection(timesteps, dim=256):
+    """models/flux_dit.py get_timestep_embedding_sd3(t, 256, flip_sin_to_cos=True,
+    downscale_freq_shift=0, align_dtype_to_timestep=True) with a bf16 timestep, written out."""
+    t = timesteps.to(torch.bfloat16)
+    half = dim // 2
+    exponent = -math.log(10000) * torch.arange(0, half, dtype=torch.float32) / (half - 0)
+    freqs = torch.exp(exponent).to(t.dtype)
+    e = t[:, None].float() * freqs[None, :]
+    e = torch.cat([torch.sin(e), torch.cos(e)], dim=-1)
+    return torch.cat([e[:, half:], e[:, :half]], dim=-1)
+
+
+def test_reference_timestep_embedding(tiny_components):
+    from edit2perceive import modeling
+
+    t = tiny_components["transformer"]
+    emb = t.time_text_embed
+    step, guide, pooled = torch.tensor([1000.0]), torch.tensor([1000.0]), torch.randn(1, 32)
+    with torch.no_grad():
+        plain = emb(step, guide, pooled)
+        with modeling.reference_timestep_embedding(t):
+            ref = emb(step, guide, pooled)
+        again = emb(step, guide, pooled)  # the hooks are gone afterwards
+        want = (emb.timestep_embedder(diffsynth_time_projection(step)) + emb.guidance_embedder(emb.time_proj(guide))
+                + emb.text_embedder(pooled))
+    torch.testing.assert_close(ref, want, atol=1e-6, rtol=1e-6)
+    assert torch.equal(plain, again) and (plain - ref).abs().max() > 1e-3
+    # the frequencies really differ: 28 % of the projection's norm at t = 1000
+    d = diffsynth_time_projection(step) - emb.time_proj(step)
+    assert 0.2 < float(d.norm() / emb.time_proj(step).norm()) < 0.35
 
 
 def test_single_step_factor_is_the_references():
@@ -71,7 +104,13 @@ def test_matting_step_matches_reference_arithmetic(ref_matting, tiny_components)
     eps = torch.randn((1, 16, 8, 8), generator=torch.Generator("cpu").manual_seed(42))
     cache = ref_matting.prompt_cache
     t = tiny_components["transformer"]
-    with torch.no_grad():
+    emb = t.time_text_embed
+
+    def diffsynth_conditioning(timestep, guidance, pooled):  # timestep sinusoid with bf16 frequencies
+        return (emb.timestep_embedder(diffsynth_time_projection(timestep).to(pooled.dtype))
+                + emb.guidance_embedder(emb.time_proj(guidance).to(pooled.dtype)) + emb.text_embedder(pooled))
+
+    with torch.no_grad(), mock.patch.object(emb, "forward", diffsynth_conditioning):
         v = t(hidden_states=torch.cat([_pack(eps), _pack(contexts[0]), _pack(contexts[1])], 1),
               timestep=torch.tensor([1.0]), guidance=torch.tensor([1.0]),
               pooled_projections=cache.pooled_prompt_embeds, encoder_hidden_states=cache.prompt_embeds,
@@ -81,7 +120,8 @@ def test_matting_step_matches_reference_arithmetic(ref_matting, tiny_components)
     want = eps + (reference_last_sigma() - 1.0) * v
     torch.testing.assert_close(out.latent, want, atol=2e-5, rtol=1e-5)
     # each convention matters: index 2 or the exact step give different latents
-    for change in ({"point_map_position_index": 2}, {"single_step_final_sigma": 0.0}):
+    for change in ({"point_map_position_index": 2}, {"single_step_final_sigma": 0.0},
+                   {"timestep_embedding": "diffusers"}):
         other = Edit2PerceivePipeline(**tiny_components, task="matting", **{**REFERENCE_CONVENTIONS, **change})
         other.set_progress_bar_config(disable=True)
         lat = other(img, points=[points], processing_resolution=64, output_type="pt").latent
@@ -146,7 +186,7 @@ def test_conventions_survive_save_and_load(ref_matting, tmp_path):
 
 def test_bad_convention_values(tiny_components):
     for bad in ({"noise": "gpu"}, {"point_map": "disc"}, {"resize_mode": "crop"}, {"single_step_final_sigma": 1.0},
-                {"point_map_position_index": 0}, {"point_map_sigma": 0.0}):
+                {"point_map_position_index": 0}, {"point_map_sigma": 0.0}, {"timestep_embedding": "bf16"}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             Edit2PerceivePipeline(**tiny_components, task="matting", **bad)
 
@@ -154,7 +194,8 @@ def test_bad_convention_values(tiny_components):
 def test_default_conventions_are_ours(tiny_components):
     pipe = Edit2PerceivePipeline(**tiny_components, task="matting")
     assert (pipe.config.point_map_position_index, pipe.config.noise, pipe.config.single_step_final_sigma,
-            pipe.config.point_map, pipe.config.resize_mode) == (2, "fixed", 0.0, "gaussian", "keep_aspect")
+            pipe.config.point_map, pipe.config.resize_mode, pipe.config.timestep_embedding) == (
+        2, "fixed", 0.0, "gaussian", "keep_aspect", "diffusers")
     assert math.isclose(REFERENCE_CONVENTIONS["single_step_final_sigma"], 0.008929, abs_tol=1e-6)
 
 

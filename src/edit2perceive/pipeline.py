@@ -33,6 +33,7 @@ LATENT_MULTIPLE = 16  # 8x VAE downsampling times 2x2 token packing
 NOISE_MODES = ("fixed", "reference")
 POINT_MAP_MODES = ("gaussian", "reference")
 RESIZE_MODES = ("keep_aspect", "stretch")
+TIMESTEP_EMBEDDINGS = ("diffusers", "reference")
 
 
 @dataclass
@@ -124,6 +125,9 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             768 px of the longest side; reference 20).
         resize_mode: ``"keep_aspect"`` (ours: longest side = processing resolution) or
             ``"stretch"`` (reference: a square processing resolution x processing resolution).
+        timestep_embedding: ``"diffusers"`` (``FluxTransformer2DModel``'s float32 sinusoid) or
+            ``"reference"`` (DiffSynth's, with bf16-rounded frequencies, which the released
+            models were trained with; see ``modeling.reference_timestep_embedding``).
     """
 
     model_cpu_offload_seq = "text_encoder->text_encoder_2->transformer->vae"
@@ -152,11 +156,13 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         point_map: str = "gaussian",
         point_map_sigma: float | None = None,
         resize_mode: str = "keep_aspect",
+        timestep_embedding: str = "diffusers",
     ):
         super().__init__()
         task_obj = get_task(task)
         for name, value, allowed in (("noise", noise, NOISE_MODES), ("point_map", point_map, POINT_MAP_MODES),
-                                     ("resize_mode", resize_mode, RESIZE_MODES)):
+                                     ("resize_mode", resize_mode, RESIZE_MODES),
+                                     ("timestep_embedding", timestep_embedding, TIMESTEP_EMBEDDINGS)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         if not 0.0 <= single_step_final_sigma < 1.0:
@@ -191,6 +197,7 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             point_map=point_map,
             point_map_sigma=None if point_map_sigma is None else float(point_map_sigma),
             resize_mode=resize_mode,
+            timestep_embedding=timestep_embedding,
         )
         self.task = task_obj
 
@@ -411,6 +418,9 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         sigmas = flow.sigma_grid(num_inference_steps)
         if num_inference_steps == 1:  # one Euler step over [1, final sigma] (0 = exact estimate)
             sigmas = torch.tensor([1.0, self.config.single_step_final_sigma], dtype=torch.float64)
+        if self.config.timestep_embedding == "reference":
+            with modeling.reference_timestep_embedding(self.transformer):
+                return flow.euler_sample(velocity, noise, sigmas)
         return flow.euler_sample(velocity, noise, sigmas)
 
     def decode_prediction(self, latents: torch.Tensor) -> torch.Tensor:

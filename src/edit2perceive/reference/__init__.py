@@ -36,6 +36,7 @@ REFERENCE_CONVENTIONS: dict = {
     "point_map": "reference",  # gaussian_filter'ed unit deltas at whole pixels, peak 1, max-combined
     "point_map_sigma": 20.0,  # px at the processing size (training and benchmark evaluation)
     "resize_mode": "stretch",  # inputs stretched to processing_resolution x processing_resolution
+    "timestep_embedding": "reference",  # DiffSynth's timestep sinusoid with bf16-rounded frequencies
     "default_processing_resolution": 768,
     "guidance": 1.0,
 }

@@ -44,7 +44,7 @@ def conventions_markdown(config: dict) -> str:
     """The card section recording the inference conventions in the pipeline config."""
     rows = "\n".join(f"| `{k}` | `{config[k]}` |" for k in (
         "point_map_position_index", "noise", "noise_seed", "single_step_final_sigma", "point_map", "point_map_sigma",
-        "resize_mode", "default_processing_resolution", "guidance"))
+        "resize_mode", "timestep_embedding", "default_processing_resolution", "guidance"))
     return f"""
 ## Inference conventions
 
