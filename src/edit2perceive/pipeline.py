@@ -10,6 +10,7 @@ tokens) and the task modules (value ranges, normal axes).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,9 @@ NOISE_MODES = ("fixed", "reference")
 POINT_MAP_MODES = ("gaussian", "reference")
 RESIZE_MODES = ("keep_aspect", "stretch")
 TIMESTEP_EMBEDDINGS = ("diffusers", "reference")
+#: bounds of the call's arguments (beyond them every image would fail or run for hours)
+MAX_INFERENCE_STEPS = 1000
+MAX_PROCESSING_RESOLUTION = 8192
 
 
 @dataclass
@@ -69,6 +73,39 @@ def _lora_folder(name_or_path, kwargs) -> str | None:
         return None
     folder = os.path.join(root, "transformer_lora")
     return folder if os.path.isdir(folder) else None
+
+
+def check_model_folder(folder, given=()) -> None:
+    """A local pipeline folder has what ``model_index.json`` lists: for every component not
+    given as a keyword (``given``), its subfolder with ``config.json`` and safetensors weights
+    (pickle ``.bin`` weights are never loaded). ``ValueError`` naming the path otherwise."""
+    import json
+
+    index_path = os.path.join(folder, "model_index.json")
+    if not os.path.isfile(index_path):
+        raise ValueError(f"{folder}: not a saved pipeline folder (no model_index.json)")
+    try:
+        with open(index_path) as f:
+            index = json.load(f)
+    except ValueError as err:
+        raise ValueError(f"{index_path}: not valid JSON ({err})") from None
+    for name, entry in index.items():
+        if name.startswith("_") or name in given or not isinstance(entry, list) or entry[:1] == [None]:
+            continue
+        sub = os.path.join(folder, name)
+        if not os.path.isdir(sub):
+            raise ValueError(f"{sub}: missing (model_index.json lists component {name!r}; pass {name}= to use one "
+                             "from elsewhere)")
+        if (entry[0] != "diffusers" and name != "prompt_cache") or str(entry[1]).endswith("Scheduler"):
+            continue  # tokenizers, text encoders, the scheduler: their libraries' own checks
+        files = os.listdir(sub)
+        if "config.json" not in files:
+            raise ValueError(f"{sub}: no config.json (expected a saved {entry[1]})")
+        weights = [f for f in files if f.endswith(".safetensors") or f.endswith(".safetensors.index.json")]
+        if not weights:
+            pickled = [f for f in files if f.endswith(".bin")]
+            what = f"only pickle weights ({pickled[0]}), which are never loaded" if pickled else "no weights"
+            raise ValueError(f"{sub}: {what}; expected {entry[1]} weights as .safetensors")
 
 
 def processing_size(height: int, width: int, processing_resolution: int) -> tuple[int, int]:
@@ -215,6 +252,8 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         """
         from .base_model import complete_from_base
 
+        if os.path.isdir(pretrained_model_name_or_path):
+            check_model_folder(pretrained_model_name_or_path, given=kwargs)
         lora = _lora_folder(pretrained_model_name_or_path, kwargs)
         kwargs = complete_from_base(pretrained_model_name_or_path, kwargs, base_model=base_model, quantize=quantize)
         pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
@@ -308,6 +347,9 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             arr = np.asarray(pts, dtype=np.float64).reshape(-1, 2) if len(pts) else np.zeros((0, 2))
             if len(arr) == 0:
                 raise ValueError(f"image {i}: the matting task needs at least one foreground point")
+            if not np.isfinite(arr).all():
+                x, y = arr[np.argmax(~np.isfinite(arr).all(axis=1))]
+                raise ValueError(f"image {i}: point (x={x:g}, y={y:g}) is not finite")
             h, w = images[i].shape[-2:]
             outside = (arr[:, 0] < 0) | (arr[:, 0] > w - 1) | (arr[:, 1] < 0) | (arr[:, 1] > h - 1)
             if outside.any():
@@ -329,24 +371,45 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             )
         if output_type not in ("np", "pt"):
             raise ValueError(f"output_type must be 'np' or 'pt', got {output_type!r}")
-        if int(num_inference_steps) != num_inference_steps or num_inference_steps < 1:
-            raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}")
+        steps_ok = isinstance(num_inference_steps, (int, np.integer)) or (
+            isinstance(num_inference_steps, float) and num_inference_steps.is_integer())
+        if not steps_ok or not 1 <= num_inference_steps <= MAX_INFERENCE_STEPS:
+            raise ValueError(f"num_inference_steps must be an integer within 1..{MAX_INFERENCE_STEPS}, "
+                             f"got {num_inference_steps!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if processing_resolution is None:
             return int(self.config.default_processing_resolution)
-        if processing_resolution < 0:
-            raise ValueError(f"processing_resolution must be >= 0, got {processing_resolution}")
+        if not 0 <= processing_resolution <= MAX_PROCESSING_RESOLUTION:
+            raise ValueError(f"processing_resolution must be within 0..{MAX_PROCESSING_RESOLUTION} (0 = native), "
+                             f"got {processing_resolution}")
         return int(processing_resolution)
 
     def check_latents(self, latents: torch.Tensor | None, num_images: int, sizes: list) -> None:
-        """Given initial noise must be ``N x C x h x w`` for ``N`` images of one processing size."""
+        """Given initial noise must be a finite float tensor ``N x C x h x w``: ``N`` images of
+        one processing size ``H x W``, ``C`` the VAE's latent channels, ``h, w = H / 8, W / 8``."""
         if latents is None:
             return
-        if latents.ndim != 4 or latents.shape[0] != num_images:
-            raise ValueError(f"latents must be N x C x h x w with N = {num_images}, got {tuple(latents.shape)}")
         if len(set(sizes)) > 1:
             raise ValueError("latents can only be given when all images share one processing size")
+        (height, width), channels = sizes[0], int(self.vae.config.latent_channels)
+        expected = (num_images, channels, height // 8, width // 8)
+        if not isinstance(latents, torch.Tensor) or not latents.is_floating_point():
+            raise ValueError(f"latents must be a float tensor of shape {expected}, got {type(latents).__name__}"
+                             f"{'' if not isinstance(latents, torch.Tensor) else ' of ' + str(latents.dtype)}")
+        if tuple(latents.shape) != expected:
+            raise ValueError(f"latents must have shape {expected} (N images, {channels} latent channels, processing "
+                             f"size {height}x{width} / 8), got {tuple(latents.shape)}")
+        if not torch.isfinite(latents).all():
+            raise ValueError(f"latents hold {int((~torch.isfinite(latents)).sum())} non-finite values (NaN or inf)")
+
+    @staticmethod
+    def check_prediction(pred: torch.Tensor, index: int) -> None:
+        """A prediction with NaN or inf values (NaN weights or noise, overflow) is an error, not an output."""
+        bad = ~torch.isfinite(pred)
+        if bad.any():
+            raise ValueError(f"image {index}: the prediction holds {int(bad.sum())} non-finite values (NaN or inf) "
+                             f"of {pred.numel()}; check the model weights and the noise")
 
     def processing_size_for(self, height: int, width: int, resolution: int) -> tuple[int, int]:
         """The size the model sees: aspect kept (``processing_size``) or, with
@@ -484,6 +547,7 @@ class Edit2PerceivePipeline(DiffusionPipeline):
                                           num_inference_steps, latents=None if latents is None else latents[idx],
                                           generator=generator)
             for j, i in enumerate(idx):
+                self.check_prediction(pred[j], i)
                 predictions[i] = self.postprocess_prediction(pred[j], images[i].shape[-2:] if match_input_resolution else None)
                 final_latents[i] = z1[j].cpu()
             if progress is not None:

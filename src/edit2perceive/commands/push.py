@@ -13,16 +13,21 @@ from pathlib import Path
 
 
 def _training_info(folder: Path) -> dict:
-    """Training settings recorded next to a model (training_args.bin), if any."""
-    path = folder / "training_args.bin"
+    """Training settings recorded next to a model (``training_args.json``, written by the
+    trainer), if any. ``training_args.bin`` is never read: unpickling a file from a model
+    folder could run arbitrary code."""
+    path = folder / "training_args.json"
     if not path.is_file():
         return {}
-    import torch
-
-    args = torch.load(path, weights_only=False)
+    try:
+        args = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(args, dict):
+        raise ValueError(f"{path}: expected a JSON object of training settings")
     keys = ("task", "resolution", "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps",
             "max_steps", "optim", "sigma_sampling", "multires_noise", "pixel_loss", "use_lora", "bf16", "seed")
-    return {k: getattr(args, k) for k in keys if hasattr(args, k)}
+    return {k: args[k] for k in keys if k in args}
 
 
 def _card(args, model_dir: Path):

@@ -52,7 +52,13 @@ class SavedPredictions:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no saved prediction for sample {sample.sample_id!r} "
                                     "(expected <predictions>/<sample_id>.npy)")
-        return np.load(path)
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:  # truncated, object array (pickle), not .npy
+            raise ValueError(f"{path}: not a readable numeric .npy array ({err})") from None
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiub":
+            raise ValueError(f"{path}: expected a numeric array, got {getattr(arr, 'dtype', type(arr).__name__)}")
+        return arr
 
     def describe(self) -> dict:
         return {"kind": "saved_predictions", "folder": str(self.folder), "depth_encoding": self.depth_encoding}
