@@ -135,7 +135,7 @@ def test_predict_with_reference_checkpoint_end_to_end(files, base_dir, photo, tm
     code = main(["predict", "--task", "depth", "--reference-checkpoint", files["full"], "--base-model", str(base_dir),
                  str(photo), "--output-dir", str(out), "--processing-resolution", "64"])
     assert code == 0
-    depth = np.load(out / "photo_depth.npy")
+    depth = np.load(out / "photo.jpg" / "depth.npy")
     assert depth.shape == (40, 56) and np.isfinite(depth).all()
     # the wrong task for the file is refused
     assert main(["predict", "--task", "normal", "--reference-checkpoint", files["full"], "--base-model",
