@@ -29,6 +29,8 @@ import re
 import sys
 from pathlib import Path
 
+from ._model_args import add_model_arguments, model_options
+
 #: files each task writes into an input's folder (see edit2perceive.visualize.render_outputs)
 TASK_FILES = {
     "depth": ("depth.png", "depth_16bit.png", "depth.npy", "depth_panel.png"),
@@ -55,7 +57,8 @@ def register(subparsers) -> None:
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files (any PIL format) and folders")
     p.add_argument("--task", required=True, choices=["depth", "normal", "matting"],
                    help="task; must match the model's task")
-    p.add_argument("--model", required=True, help="saved pipeline folder or Hugging Face Hub id")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="saved pipeline folder or Hugging Face Hub id")
     p.add_argument("--output-dir", required=True, type=Path, help="folder for the outputs (created)")
     p.add_argument("--points", nargs="+", type=parse_point, default=None, metavar="X,Y",
                    help="matting: foreground points in pixel coordinates, used for every image")
@@ -66,6 +69,7 @@ def register(subparsers) -> None:
     p.add_argument("--skip-existing", action="store_true",
                    help="skip inputs whose output files for this task exist (resume an interrupted run)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    add_model_arguments(p, source)
     p.set_defaults(func=run)
 
 
@@ -195,8 +199,8 @@ def run(args) -> int:
     from edit2perceive.pipeline import load_pipeline
 
     try:
-        pipe = load_pipeline(args.model, task=args.task, device=args.device)
-    except (ValueError, OSError) as err:
+        pipe = load_pipeline(args.model, task=args.task, device=args.device, **model_options(args))
+    except (ValueError, OSError, RuntimeError) as err:
         print(f"e2p predict: cannot use model: {err}", file=sys.stderr)
         return 2
     args.output_dir.mkdir(parents=True, exist_ok=True)
