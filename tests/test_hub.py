@@ -48,7 +48,7 @@ def test_card_metadata_round_trip(nyu_summary, tmp_path):
     assert by_metric["delta1"].metric_value == pytest.approx(summary["metrics"]["delta1"])
     assert by_metric["abs_rel"].dataset_type == "nyuv2"
     assert "name=marigold" in by_metric["abs_rel"].metric_config  # the protocol is recorded
-    assert "from_pretrained(\"me/e2p-depth\", vae=vae)" in loaded.text and "Limitations" in loaded.text
+    assert "from_pretrained(\"me/e2p-depth\", base_model=" in loaded.text and "Limitations" in loaded.text
 
 
 def test_card_rejects_unknown_task():

@@ -107,10 +107,11 @@ class Helpers:
         from ..pipeline import load_pipeline
 
         self.depth = self.normal = None
+        base = getattr(args, "base_model", None)  # fills what shared models leave out (VAE, ...)
         if args.export and args.task != "depth":
-            self.depth = load_pipeline(args.depth_model, task="depth", device=args.device)
+            self.depth = load_pipeline(args.depth_model, task="depth", device=args.device, base_model=base)
         if args.export and args.normal_model:
-            self.normal = load_pipeline(args.normal_model, task="normal", device=args.device)
+            self.normal = load_pipeline(args.normal_model, task="normal", device=args.device, base_model=base)
         self.main = pipe
 
     def predict(self, pipe, rgb, args):

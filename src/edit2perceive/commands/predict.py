@@ -35,6 +35,7 @@ import sys
 from pathlib import Path
 
 from . import _predict_extras
+from ._model_args import add_model_arguments, model_options
 
 #: files each task writes into an input's folder (see edit2perceive.visualize.render_outputs)
 TASK_FILES = {
@@ -62,7 +63,8 @@ def register(subparsers) -> None:
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files (any PIL format) and folders")
     p.add_argument("--task", required=True, choices=["depth", "normal", "matting"],
                    help="task; must match the model's task")
-    p.add_argument("--model", required=True, help="saved pipeline folder or Hugging Face Hub id")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="saved pipeline folder or Hugging Face Hub id")
     p.add_argument("--output-dir", required=True, type=Path, help="folder for the outputs (created)")
     p.add_argument("--points", nargs="+", type=parse_point, default=None, metavar="X,Y",
                    help="matting: foreground points in pixel coordinates, used for every image")
@@ -73,6 +75,7 @@ def register(subparsers) -> None:
     p.add_argument("--skip-existing", action="store_true",
                    help="skip inputs whose output files for this task exist (resume an interrupted run)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    add_model_arguments(p, source)
     _predict_extras.add_arguments(p)
     p.set_defaults(func=run)
 
@@ -167,7 +170,10 @@ def _load_rgb(path: Path):
     from edit2perceive.images import open_image, pil_to_unit_rgb
 
     # upright (EXIF), greyscale / RGBA / 16-bit files become 8-bit RGB (see edit2perceive.images)
-    return PIL.Image.fromarray(np.round(pil_to_unit_rgb(open_image(path), str(path)) * 255).astype(np.uint8))
+    img = open_image(path)
+    if img.mode == "RGB":  # already 8-bit RGB: no float copies of a large photo
+        return img
+    return PIL.Image.fromarray(np.round(pil_to_unit_rgb(img, str(path)) * 255).astype(np.uint8))
 
 
 def _message(err: BaseException) -> str:
@@ -207,9 +213,9 @@ def run(args) -> int:
     from edit2perceive.pipeline import load_pipeline
 
     try:
-        pipe = load_pipeline(args.model, task=args.task, device=args.device)
+        pipe = load_pipeline(args.model, task=args.task, device=args.device, **model_options(args))
         helpers = _predict_extras.Helpers(args, pipe)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, RuntimeError) as err:
         print(f"e2p predict: cannot use model: {err}", file=sys.stderr)
         return 2
     args.output_dir.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ def _training_info(folder: Path) -> dict:
 
 
 def _card(args, model_dir: Path):
-    from edit2perceive.hub import load_summaries, model_card
+    from edit2perceive.hub import BASE_MODEL, load_summaries, model_card
 
     index = json.loads((model_dir / "model_index.json").read_text())
     task = index["task"]["name"]
@@ -39,7 +39,26 @@ def _card(args, model_dir: Path):
     wrong = [s["task"] for s in summaries if s["task"] != task]
     if wrong:
         raise ValueError(f"summaries for task {wrong[0]!r} cannot go on a {task!r} model card")
+    converted = _reference_release(model_dir)
+    if converted is not None:  # a converted release keeps the authors' credit and its conventions
+        from edit2perceive.reference.export import reference_card
+
+        return reference_card(task, source=converted["source"].split("/")[-1], fmt=converted["format"],
+                              config=index, base_model=converted.get("base_model") or BASE_MODEL,
+                              repo_id=args.repo_id, summaries=summaries)
     return model_card(task, repo_id=args.repo_id, summaries=summaries, training=_training_info(model_dir))
+
+
+def _reference_release(model_dir: Path) -> dict | None:
+    """The ``edit2perceive_reference`` card metadata of an ``e2p convert`` folder, if any."""
+    readme = model_dir / "README.md"
+    if not readme.is_file():
+        return None
+    from huggingface_hub import ModelCard
+
+    data = ModelCard.load(readme).data.to_dict()
+    info = data.get("edit2perceive_reference")
+    return None if info is None else {**info, "base_model": data.get("base_model")}
 
 
 def register(subparsers) -> None:

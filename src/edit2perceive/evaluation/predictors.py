@@ -67,8 +67,10 @@ class SavedPredictions:
 class PipelinePredictor:
     """An Edit2Perceive pipeline, loaded on first use."""
 
-    def __init__(self, model: str, task: str, *, device: str | None = None, processing_resolution: int | None = None):
+    def __init__(self, model: str | None, task: str, *, device: str | None = None,
+                 processing_resolution: int | None = None, **load_options):
         self.model = model
+        self.load_options = load_options  # base_model, reference_checkpoint, offload, quantize, vae_tiling
         self.task = task
         self.device = device
         self.processing_resolution = processing_resolution
@@ -79,7 +81,7 @@ class PipelinePredictor:
         if self._pipe is None:
             from edit2perceive.pipeline import load_pipeline
 
-            self._pipe = load_pipeline(self.model, task=self.task, device=self.device)
+            self._pipe = load_pipeline(self.model, task=self.task, device=self.device, **self.load_options)
         return self._pipe
 
     @property
@@ -95,7 +97,8 @@ class PipelinePredictor:
         return np.asarray(out.prediction[0])
 
     def describe(self) -> dict:
-        return {"kind": "pipeline", "model": self.model, "depth_encoding": self.depth_encoding,
+        return {"kind": "pipeline", "model": self.model or self.load_options.get("reference_checkpoint"),
+                "depth_encoding": self.depth_encoding,
                 "processing_resolution": self.processing_resolution or "model default"}
 
 
