@@ -14,7 +14,7 @@ from edit2perceive import Edit2PerceivePipeline
 from edit2perceive.training.recipe import main
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = ["--model", "tiny", "--resolution", "32", "--per_device_train_batch_size", "2", "--fit_vae_steps", "2",
+SMALL = ["--model", "tiny", "--resolution", "32", "--per_device_train_batch_size", "2", "--effective_batch_size", "0", "--fit_vae_steps", "2",
          "--use_cpu", "--report_to", "none", "--disable_tqdm", "true", "--save_strategy", "no", "--logging_steps", "1"]
 
 

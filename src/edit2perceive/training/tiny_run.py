@@ -95,7 +95,8 @@ def run_tiny(config: TinyRunConfig, output_dir: str, *, vae=None, progress: bool
         output_dir=output_dir, task=config.task, resolution=config.size, per_device_train_batch_size=config.batch_size,
         max_steps=config.train_steps, learning_rate=config.learning_rate, lr_scheduler_type="cosine", warmup_steps=0,
         weight_decay=0.0, report_to=[], use_cpu=True, seed=config.seed, save_strategy="no", logging_steps=50,
-        disable_tqdm=not progress, dataloader_drop_last=True, **config.training_overrides,
+        disable_tqdm=not progress, dataloader_drop_last=True, effective_batch_size=0,
+        **config.training_overrides,
     )
     trainer = Edit2PerceiveTrainer(c["transformer"], args, vae=c["vae"], prompt_cache=cache, train_dataset=train,
                                    save_vae=True)
