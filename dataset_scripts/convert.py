@@ -28,6 +28,9 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument("--split", default="train", help="split name in the shard file names")
         p.add_argument("--shard-size", type=int, default=500, help="examples per Parquet shard")
         p.add_argument("--limit", type=int, default=None, help="convert only the first N records")
+        if root:
+            p.add_argument("--split-file", default=None,
+                           help="published split list (Marigold's / the paper's data_split/*.txt): convert only its samples")
         p.add_argument("--strict", action="store_true", help="stop at the first bad sample instead of skipping it")
         p.add_argument("--depth-scale", type=float, default=None, help="metres per 16-bit depth unit (default per source)")
         p.add_argument("--push-to-hub", metavar="REPO", default=None, help="upload the shards as dataset repo REPO")
@@ -38,6 +41,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = add("hypersim", "Hypersim (raw HDF5 or Marigold PNG layout)")
     p.add_argument("--layout", choices=["auto", "raw", "marigold"], default="auto")
+    p.add_argument("--camera-csv", default=None,
+                   help="Hypersim's metadata_camera_parameters.csv (default: ROOT/metadata_camera_parameters.csv)")
     p.add_argument("--targets", nargs="+", default=["depth", "normal"], choices=["depth", "normal"])
     add("vkitti2", "Virtual KITTI 2 (SceneXX/variant/frames/{rgb,depth}/Camera_K)")
     p = add("interiorverse", "InteriorVerse (dataset_85/<scene>/NNN_{im,normal,depth,mask}.exr)")
@@ -64,13 +69,14 @@ def _build_parser() -> argparse.ArgumentParser:
 def _reader(args):
     from edit2perceive import data
 
-    common = {"strict": args.strict, "limit": args.limit}
+    common = {"strict": args.strict, "limit": args.limit, "split_file": getattr(args, "split_file", None)}
     name = args.dataset
     if name == "synthetic":
         n = args.num_samples if args.limit is None else min(args.num_samples, args.limit)
         return data.SyntheticScenes(n, tuple(args.size), args.seed)
     if name == "hypersim":
-        return data.HypersimReader(args.root, targets=args.targets, layout=args.layout, **common)
+        return data.HypersimReader(args.root, targets=args.targets, layout=args.layout, camera_csv=args.camera_csv,
+                                   **common)
     if name == "vkitti2":
         return data.VirtualKitti2Reader(args.root, **common)
     if name == "interiorverse":
@@ -101,6 +107,8 @@ def main(argv=None) -> int:
                       progress=not args.no_progress)
     if summary["skipped"]:
         print(f"skipped {summary['skipped']} bad samples (see the warnings above)", file=sys.stderr)
+    if hasattr(reader, "stats"):
+        print(reader.stats.report(reader.name), file=sys.stderr)
     print(json.dumps(summary))
     if args.push_to_hub:
         files = push_to_hub(args.out, args.push_to_hub, dry_run=args.dry_run, private=not args.public)

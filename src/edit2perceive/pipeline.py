@@ -206,8 +206,9 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         return push_to_hub(self, repo_id, card=card, private=private, dry_run_dir=dry_run_dir, token=token,
                            commit_message=commit_message)
 
-    # -- inference --------------------------------------------------------------------
-    def _prepare_points(self, points, images: list) -> list:
+    # -- inference: preparation ----------------------------------------------------------
+    def prepare_points(self, points, images: list) -> list:
+        """Per image an ``n x 2`` array of ``(x, y)`` input-pixel points (matting), else ``None``."""
         n_images = len(images)
         if self.task.num_context_images < 2:
             if points is not None:
@@ -233,6 +234,98 @@ class Edit2PerceivePipeline(DiffusionPipeline):
                 raise ValueError(f"image {i}: point (x={x:g}, y={y:g}) lies outside the {w}x{h} image")
             out.append(arr)
         return out
+
+    # -- inference: the call and its stages (Marigold's shape) ---------------------------
+    def check_inputs(self, *, num_inference_steps, processing_resolution, batch_size, output_type) -> int:
+        """Validate the arguments that do not depend on the images; returns the processing
+        resolution to use (the config's default when ``None``)."""
+        if self.transformer is None:
+            raise ValueError("this pipeline has no transformer: pass transformer= (the base DiT for LoRA models)")
+        if self.vae is None:
+            raise ValueError(
+                "this pipeline has no VAE (shared models leave out the base model's components): load it with "
+                "vae=AutoencoderKL.from_pretrained('black-forest-labs/FLUX.1-Kontext-dev', subfolder='vae')"
+            )
+        if output_type not in ("np", "pt"):
+            raise ValueError(f"output_type must be 'np' or 'pt', got {output_type!r}")
+        if int(num_inference_steps) != num_inference_steps or num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if processing_resolution is None:
+            return int(self.config.default_processing_resolution)
+        if processing_resolution < 0:
+            raise ValueError(f"processing_resolution must be >= 0, got {processing_resolution}")
+        return int(processing_resolution)
+
+    def check_latents(self, latents: torch.Tensor | None, num_images: int, sizes: list) -> None:
+        """Given initial noise must be ``N x C x h x w`` for ``N`` images of one processing size."""
+        if latents is None:
+            return
+        if latents.ndim != 4 or latents.shape[0] != num_images:
+            raise ValueError(f"latents must be N x C x h x w with N = {num_images}, got {tuple(latents.shape)}")
+        if len(set(sizes)) > 1:
+            raise ValueError("latents can only be given when all images share one processing size")
+
+    @staticmethod
+    def group_batches(sizes: list, batch_size: int) -> list[list[int]]:
+        """Indices of images grouped into forward passes: equal processing sizes share a batch."""
+        batches: list[list[int]] = []
+        for i in sorted(range(len(sizes)), key=lambda i: sizes[i]):
+            if batches and sizes[batches[-1][-1]] == sizes[i] and len(batches[-1]) < batch_size:
+                batches[-1].append(i)
+            else:
+                batches.append([i])
+        return batches
+
+    def prepare_contexts(self, images: list, points: list, size: tuple[int, int]) -> list[torch.Tensor]:
+        """Context latents of one batch: the RGB images resized to ``size`` (and, for matting,
+        the point maps drawn at that size), VAE-encoded."""
+        h, w = size
+        device = self._execution_device
+        rgb = torch.cat([F.interpolate(img, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+                         for img in images])
+        contexts = [modeling.encode_image(self.vae, (rgb * 2.0 - 1.0).to(device))]
+        if self.task.num_context_images > 1:
+            maps = [point_map_image(render_point_map(scale_points(pts, img.shape[-2:], (h, w)), h, w))
+                    for img, pts in zip(images, points)]
+            contexts.append(modeling.encode_image(self.vae, torch.stack(maps).to(device)))
+        return contexts
+
+    def prepare_noise(self, batch: int, latent_shape: tuple, *, latents=None, generator=None) -> torch.Tensor:
+        """Initial noise of one batch: the given ``latents``, a draw from ``generator``, or
+        (default) the fixed-seed base noise used in training."""
+        device, dtype = self._execution_device, self.transformer.dtype
+        if latents is not None:
+            return latents.to(device=device, dtype=dtype)
+        if generator is not None:
+            noise = torch.randn((batch, *latent_shape), generator=generator, device=generator.device)
+            return noise.to(device=device, dtype=dtype)
+        return flow.base_noise(latent_shape, seed=self.config.noise_seed, batch_size=batch, device=device, dtype=dtype)
+
+    def denoise(self, noise: torch.Tensor, contexts: list, prompt: tuple, num_inference_steps: int) -> torch.Tensor:
+        """The model step: Euler from ``noise`` (sigma 1) to the final latent (sigma 0)."""
+        prompt_embeds, pooled = prompt
+
+        def velocity(x, sigma):
+            return modeling.predict_velocity(
+                self.transformer, x, sigma, contexts, prompt_embeds, pooled, guidance=self.config.guidance
+            )
+
+        return flow.euler_sample(velocity, noise, flow.sigma_grid(num_inference_steps))
+
+    def decode_prediction(self, latents: torch.Tensor) -> torch.Tensor:
+        """Final latents -> the task's prediction at the processing size (float32)."""
+        return self.task.decode(modeling.decode_latents(self.vae, latents).float())
+
+    def predict_batch(self, images: list, points: list, size: tuple[int, int], num_inference_steps: int, *,
+                      latents=None, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One forward batch at processing ``size``: (predictions, final latents)."""
+        contexts = self.prepare_contexts(images, points, size)
+        lat_shape = (contexts[0].shape[1], size[0] // 8, size[1] // 8)
+        noise = self.prepare_noise(len(images), lat_shape, latents=latents, generator=generator)
+        z1 = self.denoise(noise, contexts, self.ensure_prompt_cache().embeddings(), num_inference_steps)
+        return self.decode_prediction(z1), z1
 
     @torch.no_grad()
     def __call__(
@@ -266,75 +359,23 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             generator: draw the initial noise from this generator instead of the fixed seed.
             output_type: ``"np"`` or ``"pt"``.
         """
-        if self.transformer is None:
-            raise ValueError("this pipeline has no transformer: pass transformer= (the base DiT for LoRA models)")
-        if self.vae is None:
-            raise ValueError(
-                "this pipeline has no VAE (shared models leave out the base model's components): load it with "
-                "vae=AutoencoderKL.from_pretrained('black-forest-labs/FLUX.1-Kontext-dev', subfolder='vae')"
-            )
-        if output_type not in ("np", "pt"):
-            raise ValueError(f"output_type must be 'np' or 'pt', got {output_type!r}")
-        if int(num_inference_steps) != num_inference_steps or num_inference_steps < 1:
-            raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        resolution = self.config.default_processing_resolution if processing_resolution is None else processing_resolution
+        resolution = self.check_inputs(num_inference_steps=num_inference_steps, processing_resolution=processing_resolution,
+                                       batch_size=batch_size, output_type=output_type)
         images = load_rgb_inputs(image)
-        points = self._prepare_points(points, images)
+        points = self.prepare_points(points, images)
         sizes = [processing_size(img.shape[-2], img.shape[-1], resolution) for img in images]
-        if latents is not None:
-            if latents.ndim != 4 or latents.shape[0] != len(images):
-                raise ValueError(f"latents must be N x C x h x w with N = {len(images)}, got {tuple(latents.shape)}")
-            if len(set(sizes)) > 1:
-                raise ValueError("latents can only be given when all images share one processing size")
+        self.check_latents(latents, len(images), sizes)
 
-        prompt_embeds, pooled = self.ensure_prompt_cache().embeddings()
-        device = self._execution_device
         predictions: list = [None] * len(images)
         final_latents: list = [None] * len(images)
-
-        order = sorted(range(len(images)), key=lambda i: sizes[i])
-        batches = []
-        for i in order:
-            if batches and sizes[batches[-1][-1]] == sizes[i] and len(batches[-1]) < batch_size:
-                batches[-1].append(i)
-            else:
-                batches.append([i])
+        batches = self.group_batches(sizes, batch_size)
         progress = self.progress_bar(total=len(batches)) if show_progress_bar else None
         for idx in batches:
-            h, w = sizes[idx[0]]
-            rgb = torch.cat([F.interpolate(images[i], size=(h, w), mode="bilinear", antialias=True, align_corners=False) for i in idx])
-            contexts = [modeling.encode_image(self.vae, (rgb * 2.0 - 1.0).to(device))]
-            if self.task.num_context_images > 1:
-                maps = [
-                    point_map_image(render_point_map(scale_points(points[i], images[i].shape[-2:], (h, w)), h, w))
-                    for i in idx
-                ]
-                contexts.append(modeling.encode_image(self.vae, torch.stack(maps).to(device)))
-            lat_shape = (contexts[0].shape[1], h // 8, w // 8)
-            if latents is not None:
-                noise = latents[idx].to(device=device, dtype=self.transformer.dtype)
-            elif generator is not None:
-                noise = torch.randn((len(idx), *lat_shape), generator=generator, device=generator.device)
-                noise = noise.to(device=device, dtype=self.transformer.dtype)
-            else:
-                noise = flow.base_noise(
-                    lat_shape, seed=self.config.noise_seed, batch_size=len(idx), device=device, dtype=self.transformer.dtype
-                )
-
-            def velocity(x, sigma, contexts=contexts):  # bound now: used within this batch only
-                return modeling.predict_velocity(
-                    self.transformer, x, sigma, contexts, prompt_embeds, pooled, guidance=self.config.guidance
-                )
-
-            z1 = flow.euler_sample(velocity, noise, flow.sigma_grid(num_inference_steps))
-            pred = self.task.decode(modeling.decode_latents(self.vae, z1).float())
+            pred, z1 = self.predict_batch([images[i] for i in idx], [points[i] for i in idx], sizes[idx[0]],
+                                          num_inference_steps, latents=None if latents is None else latents[idx],
+                                          generator=generator)
             for j, i in enumerate(idx):
-                p = pred[j]
-                if match_input_resolution:
-                    p = self._resize_prediction(p, images[i].shape[-2:])
-                predictions[i] = p.cpu()
+                predictions[i] = self.postprocess_prediction(pred[j], images[i].shape[-2:] if match_input_resolution else None)
                 final_latents[i] = z1[j].cpu()
             if progress is not None:
                 progress.update()
@@ -342,6 +383,12 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             progress.close()
         self.maybe_free_model_hooks()
         return self._pack_output(predictions, final_latents, output_type)
+
+    def postprocess_prediction(self, pred: torch.Tensor, size=None) -> torch.Tensor:
+        """One prediction on the CPU, resized to ``size`` (the input's) when given."""
+        if size is not None:
+            pred = self._resize_prediction(pred, size)
+        return pred.cpu()
 
     def _resize_prediction(self, pred: torch.Tensor, size) -> torch.Tensor:
         size = tuple(int(s) for s in size)

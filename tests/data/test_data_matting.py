@@ -46,7 +46,47 @@ def test_composition1k_pairs_from_name_lists_and_composites(tmp_path):
 
 def test_composition1k_needs_backgrounds(tmp_path):
     with pytest.raises(FileNotFoundError, match="background_dir"):
-        Composition1kReader(tmp_path, background_dir=tmp_path / "nope")
+        Composition1kReader(tmp_path, background_dir=tmp_path / "nope").records()
+
+
+def test_composition1k_precomposited_layout_with_the_papers_list(tmp_path):
+    """The paper's comp_matting/filenames_train.txt: tab-separated merged composite + one JPEG alpha
+    per foreground (``Training_set/merged/035A4301_0.png<TAB>Training_set/alpha/035A4301.jpg``)."""
+    train = tmp_path / "Training_set"
+    fg, alpha = fg_alpha()
+    rows = []
+    for k in range(3):
+        write_png(train / "merged" / f"035A4301_{k}.png", np.full((H, W, 3), 10 * k, np.uint8))
+        rows.append(f"Training_set/merged/035A4301_{k}.png\tTraining_set/alpha/035A4301.jpg")
+    write_jpg(train / "alpha" / "035A4301.jpg", np.stack([alpha] * 3, -1))
+    write_png(train / "merged" / "1-1252426161dfXY_0.png", fg)
+    write_png(train / "alpha" / "1-1252426161dfXY.png", alpha)
+    reader = Composition1kReader(tmp_path)  # no background_dir needed
+    examples = list(reader)
+    assert [e["meta"]["id"] for e in examples] == ["composition1k/035A4301/0", "composition1k/035A4301/1",
+                                                   "composition1k/035A4301/2", "composition1k/1-1252426161dfXY/0"]
+    assert (examples[2]["rgb"] == 20).all()
+    np.testing.assert_allclose(examples[0]["alpha"], alpha / 255.0, atol=3 / 255)  # JPEG alpha
+    split = tmp_path / "filenames_train.txt"
+    split.write_text("\n".join(rows[:2]) + "\n")
+    assert [e["meta"]["id"] for e in Composition1kReader(tmp_path, split_file=split)] == [
+        "composition1k/035A4301/0", "composition1k/035A4301/1"]
+
+
+def test_distinctions646_precomposited_layout_with_the_papers_list(tmp_path):
+    """The paper's Distinctions_matting/filenames_train.txt: ``Train_comp/merged/<name>.png_0.png
+    Train_comp/alpha/<name>.png_0.png`` (one alpha per composite)."""
+    fg, alpha = fg_alpha()
+    name = "004c8d27c4063952a98616dd3c8ab316"
+    for k in range(2):
+        write_png(tmp_path / "Train_comp" / "merged" / f"{name}.png_{k}.png", fg)
+        write_png(tmp_path / "Train_comp" / "alpha" / f"{name}.png_{k}.png", np.roll(alpha, k, axis=1))
+    split = tmp_path / "filenames_train.txt"
+    split.write_text(f"Train_comp/merged/{name}.png_1.png Train_comp/alpha/{name}.png_1.png\n")
+    (ex,) = list(Distinctions646Reader(tmp_path, split_file=split))
+    assert ex["meta"]["id"] == f"distinctions646/{name}/1"
+    np.testing.assert_allclose(ex["alpha"], np.roll(alpha, 1, axis=1) / 255.0)
+    assert len(Distinctions646Reader(tmp_path)) == 2
 
 
 def test_distinctions646_hash_pairing_is_stable_and_alpha_shape_checked(tmp_path):
@@ -71,7 +111,12 @@ def test_am2k_real_images(tmp_path):
     write_jpg(tmp_path / "train" / "original" / "m_0a1b2c3d.jpg", rgb)
     _, alpha = fg_alpha()
     write_png(tmp_path / "train" / "mask" / "m_0a1b2c3d.png", alpha)
-    (ex,) = list(AM2kReader(tmp_path))
+    write_jpg(tmp_path / "train" / "original" / "m_c5293d8b.jpg", rgb)
+    write_png(tmp_path / "train" / "mask" / "m_c5293d8b.png", alpha)
+    split = tmp_path / "filenames_train.txt"  # the paper's AM_matting list
+    split.write_text("train/original/m_0a1b2c3d.jpg train/mask/m_0a1b2c3d.png\n")
+    (ex,) = list(AM2kReader(tmp_path, split_file=split))
+    assert len(AM2kReader(tmp_path)) == 2
     assert ex["meta"]["id"] == "am2k/m_0a1b2c3d"
     np.testing.assert_allclose(ex["alpha"], alpha / 255.0)
     assert ex["rgb"].shape == (H, W, 3)
@@ -87,5 +132,9 @@ def test_coco_matting_side_by_side_trimap_alpha(tmp_path):
     reader = CocoMattingReader(tmp_path, coco_dir=coco)
     with pytest.warns(UserWarning, match=r"tie_01\.png: trimap\|alpha shape"):
         (ex,) = list(reader)
+    split = tmp_path / "filenames_train.txt"  # the paper's list: tab-separated, names with spaces
+    split.write_text("COCO_Path/train2017/000000000999.jpg\talpha/000000000999_baseball bat_00.png\n")
+    assert [r["id"] for r in CocoMattingReader(tmp_path, coco_dir=coco, split_file=split).records()] == [
+        "000000000999_baseball bat_00"]
     np.testing.assert_allclose(ex["alpha"], alpha / 255.0)
     assert ex["meta"]["image_file"].endswith("000000000999.jpg")

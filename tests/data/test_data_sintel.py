@@ -67,12 +67,27 @@ def test_nan_depth_is_skipped(tmp_path):
         assert [e["meta"]["id"] for e in reader] == ["sintel/alley_1/0001"]
 
 
-def test_marigold_normals_layout(tmp_path):
-    write_png(tmp_path / "cave_2" / "frame_0004_img.png", np.zeros((H, W, 3), np.uint8))
-    normal = np.zeros((H, W, 3), np.float32)
+def test_marigold_normals_layout_crop_and_split_file(tmp_path):
+    h, w = 6, 1024  # Sintel frames are 1024 wide; Marigold's loader keeps columns 221:803
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[..., 0] = np.arange(w) % 256
+    rgb[..., 1] = np.arange(w) // 256
+    write_png(tmp_path / "cave_2" / "frame_0004_img.png", rgb)
+    normal = np.zeros((h, w, 3), np.float32)
     normal[..., 0] = 1.0
     normal[:2] = 0.0  # sky
+    normal[:, 220] = [0, 0, 5.0]  # last cropped-off column: must not appear
     np.save(tmp_path / "cave_2" / "frame_0004_normal.npy", normal)
-    (ex,) = list(SintelReader(tmp_path))
+    write_png(tmp_path / "alley_2" / "frame_0001_img.png", rgb)
+    np.save(tmp_path / "alley_2" / "frame_0001_normal.npy", normal)
+    split = tmp_path / "sintel_filtered.txt"
+    split.write_text("alley_2/frame_0001_img.png alley_2/frame_0001_normal.npy\n")  # Marigold's list, first row
+    (ex,) = list(SintelReader(tmp_path, split_file=split))
+    assert ex["meta"]["id"] == "sintel/alley_2/0001"
+    assert ex["rgb"].shape == (h, 582, 3) and ex["normal"].shape == (h, 582, 3)
+    cols = ex["rgb"][0, :, 0].astype(int) + 256 * ex["rgb"][0, :, 1].astype(int)
+    np.testing.assert_array_equal(cols, np.arange(221, 803))
     assert not ex["valid_mask"][:2].any() and ex["valid_mask"][2:].all()
     np.testing.assert_allclose(ex["normal"][2:, :, 0], 1.0)
+    full = [e for e in SintelReader(tmp_path, marigold_crop=False) if e["meta"]["id"].endswith("0004")][0]
+    assert full["rgb"].shape == (h, w, 3)

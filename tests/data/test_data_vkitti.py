@@ -49,3 +49,21 @@ def test_wrong_bit_depth_is_reported(tmp_path):
     write_png(tmp_path / "Scene01/clone/frames/depth/Camera_0/depth_00000.png", np.zeros((H, W), np.uint8))
     with pytest.raises(Exception, match=r"depth_00000\.png.*16-bit"):
         list(VirtualKitti2Reader(tmp_path, strict=True))
+
+
+def test_marigold_list_selects_frames_and_stats_count_skips(tmp_path):
+    """Rows of Marigold's / the paper's vkitti_train.txt (Marigold's rgb/ + depth/ layout)."""
+    for variant, frame in (("clone", 0), ("clone", 1), ("15-deg-left", 212)):
+        write_frame(tmp_path / "rgb", tmp_path / "depth", scene="Scene06", variant=variant, frame=frame)
+    (tmp_path / "depth/Scene06/clone/frames/depth/Camera_0/depth_00001.png").write_bytes(b"broken")
+    split = tmp_path / "vkitti_train_filtered_7k.txt"
+    split.write_text("rgb/Scene06/15-deg-left/frames/rgb/Camera_0/rgb_00212.jpg "
+                     "depth/Scene06/15-deg-left/frames/depth/Camera_0/depth_00212.png\n"
+                     "rgb/Scene06/clone/frames/rgb/Camera_0/rgb_00001.jpg depth/Scene06/clone/frames/depth/Camera_0/depth_00001.png\n")
+    reader = VirtualKitti2Reader(tmp_path, split_file=split)
+    with pytest.warns(UserWarning, match="depth_00001.png"):
+        assert [e["meta"]["id"] for e in reader] == ["vkitti2/Scene06/15-deg-left/Camera_0/00212"]
+    s = reader.stats.summary()
+    assert s["read"] == 1 and s["skipped"] == 1 and s["listed_missing"] == 0
+    assert s["pixels"] == H * W and s["invalid_pixels"] == W + 1  # sky row + the 5 cm pixel
+    assert len(s["skip_reasons"]) == 1

@@ -2,10 +2,13 @@
 
 Facts used (GFM release, Edit2Perceive split files): ``train/original/m_<hash>.jpg`` with
 ``train/mask/m_<hash>.png`` (alpha matte); ``validation/original``, ``validation/mask`` and
-``validation/trimap`` for validation.
+``validation/trimap`` for validation. Split list (``split_file=``): the paper's
+``AM_matting/filenames_{train,val}.txt`` (``train/original/m_c5293d8b.jpg train/mask/m_c5293d8b.png``).
 """
 
 from __future__ import annotations
+
+from pathlib import PurePosixPath
 
 from .base import Reader
 from .example import BadSampleError, make_example
@@ -31,6 +34,9 @@ class AM2kReader(Reader):
         base = self.root / _SPLITS[self.split]
         return [{"id": p.stem, "file": str(p), "mask": str(base / "mask" / f"{p.stem}.png")}
                 for p in (base / "original").glob("*.jpg")]
+
+    def listed_id(self, row):
+        return PurePosixPath(row[0].replace("\\", "/")).stem or None
 
     def load(self, r):
         rgb = read_rgb(require(r["file"]))

@@ -4,13 +4,15 @@ Facts used (SEMat release notes, Edit2Perceive README and split file): the relea
 ``COCO-Matting_trimap_alpha`` holds one PNG per instance, ``<12-digit COCO id>_<labels>_<NN>.png``,
 whose left half is the trimap and right half the alpha matte (concatenated in width); the
 images are COCO ``train2017/<12-digit id>.jpg``. A folder ``alpha/`` of already split mattes
-(the Edit2Perceive reference layout) is accepted too.
+(the Edit2Perceive reference layout) is accepted too. Split list (``split_file=``): the paper's
+``coco_matting/filenames_train.txt``, tab-separated because instance names contain spaces
+(``COCO_Path/train2017/000000000999.jpg<TAB>alpha/000000000999_baseball bat_00.png``).
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from .base import Reader
 from .example import BadSampleError, make_example
@@ -48,6 +50,10 @@ class CocoMattingReader(Reader):
                                         "image": str(self.coco_dir / f"{m['image']}.jpg")})
                 break
         return records
+
+    def listed_id(self, row):
+        name = PurePosixPath(row[-1].replace("\\", "/")).name
+        return name[:-4] if _NAME_RE.match(name) else None
 
     def load(self, r):
         rgb = read_rgb(require(r["image"]))

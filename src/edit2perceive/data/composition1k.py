@@ -9,6 +9,10 @@ Facts used (the dataset's README and compositing script):
   ``test_bg_names.txt`` (PASCAL VOC backgrounds, 20 per foreground).
 - Compositing: the background is scaled up (bicubic) to cover the foreground, cropped at the top
   left, and ``alpha * fg + (1 - alpha) * bg``.
+- Flattened, pre-composited layout named by the paper's ``comp_matting/filenames_{train,test}.txt``
+  (tab-separated): ``Training_set/merged/035A4301_0.png`` + ``Training_set/alpha/035A4301.jpg``
+  (one alpha per foreground, JPEG), ``Test_set/merged/<name>_0.png``, ``Test_set/trimaps/<name>_0.png``,
+  ``Test_set/fg/<name>.png``, ``Test_set/alpha/<name>.png``. Used when ``merged/`` exists.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ class Composition1kReader(CompositeMattingReader):
     layout_help = (
         "  ROOT/[Combined_Dataset/]Training_set/Adobe-licensed images/{fg,alpha}/<name>.png (+ Other/{fg,alpha})\n"
         "  ROOT/[Combined_Dataset/]Training_set/training_fg_names.txt, training_bg_names.txt\n"
-        "  ROOT/[Combined_Dataset/]Test_set/Adobe-licensed images/{fg,alpha}, test_fg_names.txt, test_bg_names.txt"
+        "  ROOT/[Combined_Dataset/]Test_set/Adobe-licensed images/{fg,alpha}, test_fg_names.txt, test_bg_names.txt\n"
+        "  or pre-composited: ROOT/Training_set/merged/<name>_<k>.png + ROOT/Training_set/alpha/<name>.jpg"
     )
 
     def __init__(self, root, *, split: str = "train", **kwargs):
@@ -38,6 +43,9 @@ class Composition1kReader(CompositeMattingReader):
         super().__init__(root, **kwargs)
         base = self.root / "Combined_Dataset" if (self.root / "Combined_Dataset").is_dir() else self.root
         self.split_dir = base / _SPLITS[split][0]
+
+    def _flat_dir(self):
+        return self.split_dir if (self.split_dir / "merged").is_dir() and (self.split_dir / "alpha").is_dir() else None
 
     def _foregrounds(self):
         prefix = _SPLITS[self.split][1]

@@ -16,6 +16,7 @@ Example dict (a source provides only the target keys it has):
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -87,16 +88,25 @@ def make_example(rgb, *, meta: dict, depth=None, normal=None, alpha=None, valid_
     return ex
 
 
+def reason_key(reason: str) -> str:
+    """A skip reason with file paths and numbers blanked: ``"/a/b/x.npy: 3 NaN"`` -> ``"<file>: N NaN"``."""
+    key = re.sub(r"\S*[/\\]\S+", "<file>", reason)
+    key = re.sub(r"(?<![\w.])-?\d+(\.\d+)?(e-?\d+)?(?![\w.])", "N", key)
+    return key[:120]
+
+
 @dataclass
 class BadDataLog:
     """Skip-and-count policy for bad samples (or raise with ``strict=True``).
 
     Every skip emits a ``UserWarning`` naming the file and the reason; ``counts`` tallies the
-    reasons' first words, ``skipped`` keeps ``(file, reason)`` pairs.
+    error types, ``reasons`` the reasons with numbers and paths blanked (so equal causes group),
+    ``skipped`` keeps ``(file, reason)`` pairs.
     """
 
     strict: bool = False
     counts: Counter = field(default_factory=Counter)
+    reasons: Counter = field(default_factory=Counter)
     skipped: list = field(default_factory=list)
 
     def handle(self, source: str, file: str, error: Exception) -> None:
@@ -107,6 +117,7 @@ class BadDataLog:
         if self.strict:
             raise BadSampleError(f"{source}: bad sample {file}: {reason}") from error
         self.counts[type(error).__name__] += 1
+        self.reasons[reason_key(reason)] += 1
         self.skipped.append((str(file), reason))
         warnings.warn(f"{source}: skipping bad sample {file}: {reason}", stacklevel=3)
 

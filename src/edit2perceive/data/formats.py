@@ -43,7 +43,13 @@ def read_hdf5(path, key: str = "dataset") -> np.ndarray:
     """The array stored under ``key`` in an HDF5 file (Hypersim stores everything under "dataset")."""
     import h5py
 
-    with h5py.File(path, "r") as f:
+    try:
+        f = h5py.File(path, "r")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: missing file") from None
+    except OSError as err:
+        raise OSError(f"{path}: not a readable HDF5 file ({err})") from err
+    with f:
         if key not in f:
             raise KeyError(f"{path}: no HDF5 dataset {key!r} (has {list(f.keys())})")
         return np.asarray(f[key])

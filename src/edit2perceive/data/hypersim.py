@@ -3,9 +3,13 @@
 Facts used (apple/ml-hypersim README and issues #9, #26, #44; Marigold's preprocessing scripts):
 
 - ``depth_meters`` is the Euclidean *distance* to the camera centre, not planar depth; planar
-  depth = distance / |((u - cx) / f, (v - cy) / f, 1)| with the published focal length
-  ``f = 886.81`` px at 1024 x 768 (scaled with the image width for other sizes), principal
-  point at the image centre.
+  depth = distance * |ray_z| / |ray| with the ray of the pixel from the scene's own camera:
+  ``M_cam_from_uv`` of ``metadata_camera_parameters.csv`` (see :mod:`.hypersim_camera`; 282 of
+  482 scenes differ from the standard camera). The CSV is ``camera_csv=`` or
+  ``ROOT/metadata_camera_parameters.csv``; without it (or for a scene it lacks) the standard
+  camera (f = 886.81 px at 1024 x 768, centred principal point) is used and a warning is given
+  once per scene. ``meta["cam_from_pixel"]`` holds the exact 3x3 pixel->ray matrix and
+  ``meta["intrinsics"]`` the pinhole that agrees with it at its principal point.
 - Pixels with ``render_entity_id == -1`` have no geometry (invalid). Valid depth range
   ``1e-3 < d < 65.5`` m (METHOD.md; 65.5 m is where Marigold's uint16-millimetre PNGs saturate).
 - ``color`` is linear HDR; it is tone-mapped with Hypersim's own published operator (scale so
@@ -17,24 +21,39 @@ Facts used (apple/ml-hypersim README and issues #9, #26, #44; Marigold's preproc
 - Marigold's preprocessed layout: ``<split>/<scene>/rgb_cam_00_fr0000.png`` (tone-mapped RGB),
   ``depth_plane_cam_00_fr0000.png`` (uint16 planar depth in mm, 0 invalid) and, from its normals
   script, ``normal_cam_cam_00_fr0000.npy`` (float H x W x 3, already oriented, same axes).
+  Marigold's ``dist_2_depth`` converted distances with the standard camera for every scene, so
+  these PNGs carry the standard-camera approximation; the reader keeps that camera for them.
+- Split lists (``split_file=``): Marigold's ``hypersim_depth/filename_list_*.txt``
+  (``ai_001_001/rgb_cam_00_fr0000.png ...``) and ``hypersim_normals/hypersim_filtered_*.txt``
+  (``train/ai_001_001/rgb_cam_00_fr0000.png ...``); the same lists select frames of the raw layout.
 """
 
 from __future__ import annotations
 
 import re
+import warnings
+from pathlib import Path
 
 import numpy as np
 
 from .base import Reader
 from .example import BadSampleError, make_example
 from .formats import read_hdf5, read_rgb, read_uint16_png, require
-from .geometry import distance_to_planar_depth, orient_toward_camera, pixel_rays, unit_normals
+from .geometry import (
+    distance_to_planar_depth,
+    orient_toward_camera,
+    pinhole_at_principal_point,
+    pixel_rays,
+    unit_normals,
+)
+from .hypersim_camera import CAMERA_CSV, STANDARD_M_CAM_FROM_UV, cam_from_pixel, read_camera_table
 
 HYPERSIM_FOCAL_PX = 886.81  # at 1024 x 768
 HYPERSIM_WIDTH = 1024
 MIN_DEPTH, MAX_DEPTH = 1e-3, 65.5
 
 _RAW_RE = re.compile(r"^(?P<scene>ai_\d{3}_\d{3})/images/scene_(?P<cam>cam_\d{2})_final_hdf5/frame\.(?P<frame>\d{4})\.color\.hdf5$")
+_RAW_LISTED_RE = re.compile(r"(?:^|/)(?P<scene>ai_\d{3}_\d{3})/images/scene_(?P<cam>cam_\d{2})_final_hdf5/frame\.(?P<frame>\d{4})\.color\.hdf5$")
 _MARIGOLD_RE = re.compile(r"rgb_(?P<cam>cam_\d{2})_fr(?P<frame>\d{4})\.png$")
 
 
@@ -62,6 +81,8 @@ class HypersimReader(Reader):
 
     ``layout``: "raw" (the released HDF5 tree), "marigold" (preprocessed PNGs) or "auto".
     ``targets``: subset of ("depth", "normal"). ``scenes``: optional list of scene names.
+    ``camera_csv``: Hypersim's ``metadata_camera_parameters.csv`` (default: ``ROOT/`` + that name
+    if present) for the raw layout's per-scene cameras.
     """
 
     name = "hypersim"
@@ -72,7 +93,8 @@ class HypersimReader(Reader):
         " (+ normal_cam_cam_00_fr0000.npy)"
     )
 
-    def __init__(self, root, *, targets=("depth", "normal"), layout: str = "auto", scenes=None, **kwargs):
+    def __init__(self, root, *, targets=("depth", "normal"), layout: str = "auto", scenes=None, camera_csv=None,
+                 **kwargs):
         super().__init__(root, **kwargs)
         bad = set(targets) - {"depth", "normal"}
         if bad or not targets:
@@ -82,6 +104,38 @@ class HypersimReader(Reader):
         self.targets = tuple(targets)
         self.layout = layout
         self.scenes = set(scenes) if scenes else None
+        if camera_csv is None and (self.root / CAMERA_CSV).is_file():
+            camera_csv = self.root / CAMERA_CSV
+        if camera_csv is not None and not Path(camera_csv).is_file():
+            raise FileNotFoundError(f"hypersim: camera_csv {camera_csv} does not exist (expected Hypersim's {CAMERA_CSV})")
+        self.camera_csv = None if camera_csv is None else Path(camera_csv)
+        self._cameras = read_camera_table(self.camera_csv) if self.camera_csv is not None else None
+        self._warned_scenes: set = set()
+
+    def scene_camera(self, scene: str, height: int, width: int):
+        """``(cam_from_pixel, source)`` of a raw-layout scene: from the camera table, else the
+        standard camera (warned once per scene)."""
+        m = None if self._cameras is None else self._cameras.get(scene)
+        if m is not None:
+            return cam_from_pixel(m, height, width), "metadata_camera_parameters"
+        if scene not in self._warned_scenes:
+            self._warned_scenes.add(scene)
+            why = "no camera_csv given" if self._cameras is None else f"scene missing from {self.camera_csv}"
+            warnings.warn(f"hypersim: {scene}: {why}; using the standard camera (f = 886.81 px at 1024 x 768, centred "
+                          f"principal point), planar depth can be off by up to 18 % on tilt-shift scenes. Pass "
+                          f"camera_csv= (apple/ml-hypersim contrib/mikeroberts3000/{CAMERA_CSV})", stacklevel=3)
+        return cam_from_pixel(STANDARD_M_CAM_FROM_UV, height, width), "standard"
+
+    def listed_id(self, row):
+        """``<scene>/<cam>/<frame>`` of a listed Marigold PNG (``[split/]ai_001_001/rgb_cam_00_fr0000.png``)
+        or raw colour file (``ai_001_001/images/scene_cam_00_final_hdf5/frame.0000.color.hdf5``)."""
+        path = row[0].replace("\\", "/")
+        raw = _RAW_LISTED_RE.search(path)
+        if raw:
+            return f"{raw['scene']}/{raw['cam']}/{raw['frame']}"
+        m = _MARIGOLD_RE.search(path)
+        scene = path.split("/")[-2] if "/" in path else None
+        return f"{scene}/{m['cam']}/{m['frame']}" if m and scene else None
 
     def _list_records(self):
         records = []
@@ -116,7 +170,8 @@ class HypersimReader(Reader):
         if not np.isfinite(hdr[geometry]).all():
             raise BadSampleError(f"{r['file']}: non-finite colour values")
         rgb = tone_map(np.nan_to_num(hdr, nan=0.0, posinf=0.0, neginf=0.0), geometry)
-        intrinsics = hypersim_intrinsics(h, w)
+        camera, camera_source = self.scene_camera(r["scene"], h, w)
+        rays = pixel_rays(h, w, camera)
         valid = geometry.copy()
         out = {}
         if "depth" in self.targets:
@@ -127,7 +182,7 @@ class HypersimReader(Reader):
             nonfinite = ~np.isfinite(dist) & geometry
             if nonfinite.any():
                 raise BadSampleError(f"{dist_file}: {int(nonfinite.sum())} NaN/inf distances on rendered geometry")
-            depth = distance_to_planar_depth(np.where(geometry, dist, 1.0), intrinsics)
+            depth = distance_to_planar_depth(np.where(geometry, dist, 1.0), camera)
             valid &= (depth > MIN_DEPTH) & (depth < MAX_DEPTH)
             out["depth"] = depth
         if "normal" in self.targets:
@@ -139,8 +194,9 @@ class HypersimReader(Reader):
                 raise BadSampleError(f"{normal_file}: NaN/inf normals on rendered geometry")
             unit, ok = unit_normals(normal)
             valid &= ok
-            out["normal"] = orient_toward_camera(unit, pixel_rays(h, w, intrinsics))
-        meta = self.meta(r, intrinsics=intrinsics, scene=r["scene"], camera=r["cam"], frame=int(r["frame"]))
+            out["normal"] = orient_toward_camera(unit, rays)
+        meta = self.meta(r, intrinsics=pinhole_at_principal_point(camera), cam_from_pixel=camera.tolist(),
+                         camera_source=camera_source, scene=r["scene"], camera=r["cam"], frame=int(r["frame"]))
         return make_example(rgb, meta=meta, valid_mask=valid, **out)
 
     def _load_marigold(self, r):

@@ -12,8 +12,14 @@ Facts used (Sintel depth SDK; Marigold's sintel normals split):
   creases (where the inverse depth, linear in pixel coordinates on any plane, bends by more than
   ``crease_tolerance``) are invalid.
   Depth above ``max_depth`` (sky / far backdrops) is invalid.
-- Marigold's preprocessed normals: ``<scene>/frame_NNNN_img.png`` + ``frame_NNNN_normal.npy``
-  (float H x W x 3, x right, y up, z toward the viewer; sky pixels have norm < 0.1 -> invalid).
+- Marigold's preprocessed normals (``sintel.zip`` of Marigold's normals README):
+  ``<scene>/frame_NNNN_img.png`` + ``frame_NNNN_normal.npy`` (float H x W x 3, x right, y up,
+  z toward the viewer; sky pixels have norm < 0.1 -> invalid). Marigold's loader
+  (``src/dataset/sintel_dataset.py``) center-crops image and normals to 436 x 582 by cutting
+  ``MARIGOLD_CROP = 221`` columns off each side of the 1024-wide frames; so does this reader
+  (``marigold_crop=False`` keeps the full frame).
+- Split list (``split_file=``): Marigold's / the paper's ``sintel_normals/sintel_filtered.txt``
+  (``alley_2/frame_0001_img.png alley_2/frame_0001_normal.npy``, 627 frames).
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from .geometry import normals_from_depth, orient_toward_camera, pixel_rays, unit
 
 _OFFICIAL_RE = re.compile(r"^frame_(?P<frame>\d{4})\.png$")
 _MARIGOLD_RE = re.compile(r"^frame_(?P<frame>\d{4})_img\.png$")
+_LISTED_RE = re.compile(r"(?:^|/)(?P<scene>[^/]+)/frame_(?P<frame>\d{4})(?:_img)?\.png$")
+MARIGOLD_CROP = 221  # columns cut off each side (1024 -> 582), as Marigold's SintelNormalsDataset
 
 
 class SintelReader(Reader):
@@ -42,7 +50,7 @@ class SintelReader(Reader):
     )
 
     def __init__(self, root, *, targets=("normal",), pass_name: str = "final", max_depth: float = 1000.0,
-                 crease_tolerance: float = 0.5, **kwargs):
+                 crease_tolerance: float = 0.5, marigold_crop: bool = True, **kwargs):
         super().__init__(root, **kwargs)
         if set(targets) - {"depth", "normal"} or not targets:
             raise ValueError(f"sintel targets must be a subset of ('depth', 'normal'), got {targets}")
@@ -50,6 +58,11 @@ class SintelReader(Reader):
             raise ValueError(f"sintel pass_name must be 'final' or 'clean', got {pass_name!r}")
         self.targets, self.pass_name = tuple(targets), pass_name
         self.max_depth, self.crease_tolerance = max_depth, crease_tolerance
+        self.marigold_crop = marigold_crop
+
+    def listed_id(self, row):
+        m = _LISTED_RE.search(row[0].replace("\\", "/"))
+        return f"{m['scene']}/{m['frame']}" if m else None
 
     def _list_records(self):
         records = []
@@ -81,9 +94,15 @@ class SintelReader(Reader):
             normal = normal if normal.shape == (h, w, 3) else normal.transpose(1, 2, 0)
             if not np.isfinite(normal).all():
                 raise BadSampleError(f"{normal_file}: NaN/inf normals")
+            if self.marigold_crop:
+                if w <= 2 * MARIGOLD_CROP:
+                    raise BadSampleError(f"{r['file']}: width {w} too small for Marigold's {MARIGOLD_CROP}-px side crop "
+                                         "(Sintel frames are 1024 wide)")
+                rgb, normal = rgb[:, MARIGOLD_CROP:w - MARIGOLD_CROP], normal[:, MARIGOLD_CROP:w - MARIGOLD_CROP]
             unit, ok = unit_normals(normal)
             valid = ok & (np.linalg.norm(normal, axis=-1) >= 0.1)
-            return make_example(rgb, meta=self.meta(r, scene=r["scene"]), normal=unit, valid_mask=valid)
+            meta = self.meta(r, scene=r["scene"], crop_left=MARIGOLD_CROP if self.marigold_crop else 0)
+            return make_example(np.ascontiguousarray(rgb), meta=meta, normal=unit, valid_mask=valid)
         training = self.root / "training"
         depth_file = training / "depth" / r["scene"] / f"frame_{r['frame']}.dpt"
         cam_file = training / "camdata_left" / r["scene"] / f"frame_{r['frame']}.cam"

@@ -1,7 +1,7 @@
 """Geometric and photometric transforms on example dicts.
 
 Every geometric transform moves all rasters (rgb, depth, normal, alpha, valid_mask) together
-and updates ``meta["intrinsics"]``. Resampling: rgb and alpha bilinear (PIL, antialiased when
+and updates ``meta["intrinsics"]`` (and ``meta["cam_from_pixel"]`` when a reader gives one). Resampling: rgb and alpha bilinear (PIL, antialiased when
 shrinking); depth, normal and valid_mask **nearest neighbour**, so no depth is invented across
 invalid pixels or object boundaries and normals stay unit vectors. A horizontal flip negates the
 normal x component (camera frame x right, y up, z toward the viewer).
@@ -14,7 +14,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from .geometry import scale_intrinsics
+from .geometry import scale_intrinsics, transform_cam_from_pixel
 
 RASTERS = ("rgb", "depth", "normal", "alpha", "valid_mask")
 
@@ -27,6 +27,13 @@ def _copy_meta(example: dict) -> dict:
     out = {k: v for k, v in example.items() if k not in RASTERS}
     out["meta"] = dict(example.get("meta", {}))
     return out
+
+
+def _move_camera(meta: dict, old_from_new, mirror: bool = False) -> None:
+    """Update ``meta["cam_from_pixel"]`` for a pixel change ``old = old_from_new @ new``."""
+    if meta.get("cam_from_pixel") is not None:
+        m = transform_cam_from_pixel(meta["cam_from_pixel"], old_from_new)
+        meta["cam_from_pixel"] = [[-v for v in m[0]], m[1], m[2]] if mirror else m
 
 
 def resize(example: dict, height: int, width: int) -> dict:
@@ -43,6 +50,8 @@ def resize(example: dict, height: int, width: int) -> dict:
             out[key] = np.ascontiguousarray(example[key][rows][:, cols])
     if out["meta"].get("intrinsics") is not None:
         out["meta"]["intrinsics"] = scale_intrinsics(out["meta"]["intrinsics"], width / w, height / h)
+    sx, sy = w / width, h / height
+    _move_camera(out["meta"], [[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
     return out
 
 
@@ -74,6 +83,7 @@ def crop(example: dict, top: int, left: int, height: int, width: int) -> dict:
     if out["meta"].get("intrinsics") is not None:
         fx, fy, cx, cy = out["meta"]["intrinsics"]
         out["meta"]["intrinsics"] = (fx, fy, cx - left, cy - top)
+    _move_camera(out["meta"], [[1, 0, left], [0, 1, top], [0, 0, 1]])
     return out
 
 
@@ -96,6 +106,7 @@ def hflip(example: dict) -> dict:
     if out["meta"].get("intrinsics") is not None:
         fx, fy, cx, cy = out["meta"]["intrinsics"]
         out["meta"]["intrinsics"] = (fx, fy, example["rgb"].shape[1] - 1 - cx, cy)
+    _move_camera(out["meta"], [[-1, 0, example["rgb"].shape[1] - 1], [0, 1, 0], [0, 0, 1]], mirror=True)
     return out
 
 

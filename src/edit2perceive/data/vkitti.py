@@ -8,6 +8,8 @@ Facts used (VKITTI2 release, Marigold's vkitti split files):
   one tree or into ``ROOT/rgb/...`` and ``ROOT/depth/...`` (Marigold's layout); both work.
 - Variants: clone, fog, morning, overcast, rain, sunset, 15-deg-left/right, 30-deg-left/right.
 - Valid depth range ``0.1 < d < 80`` m (METHOD.md).
+- Split lists (``split_file=``): Marigold's / the paper's ``vkitti_depth/vkitti_{train,val}*.txt``
+  (``rgb/Scene02/clone/frames/rgb/Camera_0/rgb_00000.jpg depth/...``).
 - Intrinsics from ``SceneXX/<variant>/intrinsic.txt`` (textgt tarball; header
   ``frame cameraID K[0,0] K[1,1] K[0,2] K[1,2]``) when present.
 """
@@ -77,6 +79,10 @@ class VirtualKitti2Reader(Reader):
             rid = f"{m['scene']}/{m['variant']}/{m['camera']}/{m['frame']}"
             records.append({"id": rid, "file": str(path), **m.groupdict()})
         return records
+
+    def listed_id(self, row):
+        m = _RGB_RE.search(row[0].replace("\\", "/"))
+        return f"{m['scene']}/{m['variant']}/{m['camera']}/{m['frame']}" if m else None
 
     def _intrinsics(self, r):
         key = (r["scene"], r["variant"])

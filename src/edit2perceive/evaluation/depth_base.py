@@ -11,18 +11,24 @@ from pathlib import Path
 import numpy as np
 
 from .crops import eval_crop_mask, kb_crop_box
-from .io import BenchmarkReader, Entry, Sample, range_mask, read_rgb, read_split_file, strip_suffix
+from .io import BenchmarkReader, Entry, Sample, listed_paths, range_mask, read_rgb, read_split_file, sample_id
 
 
 class DepthReader(BenchmarkReader):
     task = "depth"
 
-    def rgb_depth_entries(self, split_name: str, glob_pairs) -> list[Entry]:
-        """Entries from the split file (``rgb depth`` columns) if there is one, else from
-        ``glob_pairs()`` (relative ``(rgb, depth)`` paths). Sample id: RGB path without extension."""
-        split = self.find_split_file(split_name)
-        pairs = [(row[0], row[1]) for row in read_split_file(split, 2)] if split is not None else glob_pairs()
-        return [Entry(strip_suffix(r), {"rgb": self.data_dir / r, "depth": self.data_dir / d}) for r, d in pairs]
+    def rgb_depth_entries(self, split_names, glob_pairs) -> list[Entry]:
+        """Entries from the split file (``rgb depth`` columns; ``split_names``: default list
+        file name(s) looked up in ``data_dir``) if there is one, else from ``glob_pairs()``
+        (relative ``(rgb, depth)`` paths). Sample id: RGB path relative to ``data_dir`` without
+        extension (see :func:`.io.sample_id`)."""
+        names = (split_names,) if isinstance(split_names, str) else tuple(split_names)
+        split = self.find_split_file(*names)
+        if split is not None:
+            pairs = listed_paths(self.data_dir, read_split_file(split, 2), 2)
+        else:
+            pairs = [(self.data_dir / r, self.data_dir / d) for r, d in glob_pairs()]
+        return [Entry(sample_id(self.data_dir, r), {"rgb": r, "depth": d}) for r, d in pairs]
 
     def make_sample(self, sample_id: str, rgb_path: Path, depth: np.ndarray, dataset_mask: np.ndarray | None = None,
                     meta: dict | None = None) -> Sample:

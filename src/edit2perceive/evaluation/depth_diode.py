@@ -1,17 +1,24 @@
 """DIODE validation (771 images: 325 indoor + 446 outdoor), depth.
 
-``{indoors,outdoor}/scene_XXXXX/scan_XXXXX/<name>.png`` (1024 x 768) with
-``<name>_depth.npy`` (metres, H x W x 1) and ``<name>_depth_mask.npy`` (valid pixels).
-Sample list: ``--split-file`` or ``DATA_DIR/diode_val_all_filename_list.txt`` (``rgb depth
-mask`` per line), else a glob for ``*_depth.npy``. Sample id: the RGB path without extension.
+``[val/]{indoors,outdoor}/scene_XXXXX/scan_XXXXX/<name>.png`` (1024 x 768; no ``_img``
+suffix) with ``<name>_depth.npy`` (metres, H x W x 1) and ``<name>_depth_mask.npy`` (valid
+pixels), as the DIODE ``val`` tarball extracts and as Marigold's
+``data_split/diode_depth/diode_val_{all,indoor,outdoor}_filename_list.txt`` name them
+(``rgb depth mask`` per line, paths from ``indoors/`` / ``outdoor/``). Sample list:
+``--split-file`` or ``DATA_DIR/diode_val_all_filename_list.txt``, else a glob for ``*_depth.npy``;
+lists whose paths start with ``val/`` (the paper's) or without it work with ``DATA_DIR`` = the
+folder holding ``val/`` or ``val/`` itself. Sample id: the RGB path relative to ``DATA_DIR``
+without extension.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from .depth_base import DepthReader
-from .io import Entry, read_split_file, strip_suffix
+from .io import Entry, listed_paths, read_split_file, sample_id
 
 
 def load_npy(path, what: str) -> np.ndarray:
@@ -30,16 +37,14 @@ class DIODEDepth(DepthReader):
     def list_entries(self):
         split = self.find_split_file("diode_val_all_filename_list.txt")
         if split is not None:
-            triples = [(row[0], row[1], row[2] if len(row) > 2 else row[1][:-4] + "_mask.npy")
-                       for row in read_split_file(split, 2)]
+            rows = [row if len(row) > 2 else [*row[:2], row[1][:-4] + "_mask.npy"] for row in read_split_file(split, 2)]
+            triples = listed_paths(self.data_dir, rows, 3)
         else:
             triples = []
             for depth in sorted(self.data_dir.rglob("*_depth.npy")):
-                rel = depth.relative_to(self.data_dir).as_posix()
-                stem = rel[: -len("_depth.npy")]
-                triples.append((stem + ".png", rel, stem + "_depth_mask.npy"))
-        return [Entry(strip_suffix(r), {"rgb": self.data_dir / r, "depth": self.data_dir / d, "mask": self.data_dir / m})
-                for r, d, m in triples]
+                stem = str(depth)[: -len("_depth.npy")]
+                triples.append((Path(stem + ".png"), depth, Path(stem + "_depth_mask.npy")))
+        return [Entry(sample_id(self.data_dir, r), {"rgb": r, "depth": d, "mask": m}) for r, d, m in triples]
 
     def load(self, entry):
         self.require(entry.paths["rgb"])

@@ -100,6 +100,53 @@ def read_split_file(path: Path, min_columns: int) -> list[list[str]]:
     return rows
 
 
+def resolve_listed(data_dir: Path, first: str) -> tuple[Path, str]:
+    """Where a split list's paths live: ``(base, prefix)`` such that listed path ``rel`` is the
+    file ``base / rel[len(prefix):]``, found from the list's first path.
+
+    Published lists name files from different roots: Marigold's DIODE lists start at
+    ``outdoor/...``, the paper's at ``val/outdoor/...``; BTS's NYUv2 list at ``bathroom/...``
+    inside ``official_splits/test/``. Tried in order: ``data_dir/rel``; ``data_dir`` with the
+    list's first folder dropped; the one folder under ``data_dir`` that holds ``rel``. When
+    nothing matches, ``(data_dir, "")`` (the missing files are reported when loaded)."""
+    first = first.replace("\\", "/")
+    if (data_dir / first).exists():
+        return data_dir, ""
+    head, _, tail = first.partition("/")
+    if tail and (data_dir / tail).exists():
+        return data_dir, head + "/"
+    found = next(iter(data_dir.glob(f"**/{first}")), None)
+    if found is not None:
+        base = found
+        for _ in first.split("/"):
+            base = base.parent
+        return base, ""
+    return data_dir, ""
+
+
+def listed_paths(data_dir: Path, rows: list[list[str]], columns: int) -> list[tuple[Path, ...]]:
+    """The first ``columns`` paths of each split-list row as files (see :func:`resolve_listed`)."""
+    if not rows:
+        return []
+    base, prefix = resolve_listed(data_dir, rows[0][0])
+
+    def path(rel: str) -> Path:
+        rel = rel.replace("\\", "/")
+        return base / (rel[len(prefix):] if prefix and rel.startswith(prefix) else rel)
+
+    return [tuple(path(c) for c in row[:columns]) for row in rows]
+
+
+def sample_id(data_dir: Path, path: Path) -> str:
+    """Sample id: the file's path relative to ``data_dir``, forward slashes, no extension (the
+    same with and without a split file, whatever root the list's paths start from)."""
+    try:
+        rel = path.relative_to(data_dir).as_posix()
+    except ValueError:
+        rel = path.as_posix()
+    return os.path.splitext(rel)[0]
+
+
 def strip_suffix(rel: str) -> str:
     """Sample id from a relative path: forward slashes, no extension."""
     return os.path.splitext(rel.replace(os.sep, "/"))[0]

@@ -187,6 +187,9 @@ def dataset_mixture(root: str, task_name: str, args):
     if not present:
         expected = ", ".join(str(p) for p in folders.values())
         raise SystemExit(f"--data {root}: no converted source for {task_name}; expected one of: {expected}")
+    from ..data.doctor import check_training_sources  # same checks as `e2p data check`, a few examples each
+
+    check_training_sources(root, task_name)
     if args.steps_per_epoch is None:
         raise SystemExit("--data with streamed sources needs --steps_per_epoch (the stream has no length)")
     mix = task_mixture(task_name, present, seed=args.seed, shuffle_buffer=256)
