@@ -194,3 +194,30 @@ def test_point_map_rendering_matches_training(tiny_components):
 def test_points_rejected_for_other_tasks(depth_pipe):
     with pytest.raises(ValueError, match="only used by the matting"):
         depth_pipe(rgb_image(), points=[[(1, 1)]])
+
+
+@pytest.mark.parametrize("schedule", ["linear", "shifted"])
+def test_sigma_schedule_config_sets_the_multi_step_grid(tiny_components, tmp_path, monkeypatch, schedule):
+    """The DiT is queried exactly at the grid's sigmas (the reference's shifted grid or the linear one),
+    and the choice survives save / load."""
+    from edit2perceive import flow
+
+    pipe = Edit2PerceivePipeline(**tiny_components, task="depth", sigma_schedule=schedule)
+    pipe.save_pretrained(tmp_path / "p")
+    loaded = Edit2PerceivePipeline.from_pretrained(tmp_path / "p", **{k: tiny_components[k] for k in ("vae",)})
+    assert loaded.config.sigma_schedule == schedule
+    seen = []
+
+    def fake_velocity(transformer, x, sigma, *args, **kwargs):
+        seen.append(float(sigma[0]))
+        return torch.zeros_like(x)
+
+    monkeypatch.setattr(modeling, "predict_velocity", fake_velocity)
+    loaded.set_progress_bar_config(disable=True)
+    loaded(rgb_image(32, 32, seed=1), processing_resolution=0, num_inference_steps=4)
+    linspace = [1.0, (2 + 0.003 / 1.002) / 3, (1 + 2 * 0.003 / 1.002) / 3, 0.003 / 1.002]  # linspace(1, m, 4)
+    expected = [3 * s / (1 + 2 * s) for s in linspace] if schedule == "shifted" else [1.0, 0.75, 0.5, 0.25]
+    assert seen == pytest.approx(expected, abs=1e-6)
+    assert flow.inference_sigmas(1, schedule).tolist() == [1.0, 0.0]
+    with pytest.raises(ValueError, match="sigma_schedule must be one of"):
+        Edit2PerceivePipeline(**tiny_components, task="depth", sigma_schedule="cosine")

@@ -102,6 +102,10 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         noise_seed: seed of the fixed base noise (same as in training).
         default_processing_resolution: longest side used when the call does not say.
         max_sequence_length: T5 tokens when the prompt has to be encoded.
+        sigma_schedule: multi-step grid (:func:`edit2perceive.flow.inference_sigmas`): ``"linear"``
+            (1 to 0 in equal steps) or ``"shifted"`` (the reference's: ``linspace(1, 0.003/1.002,
+            N)`` shifted by ``3s / (1 + 2s)``, last step to 0; for its N-step tables). One step is
+            ``[1, 0]`` either way.
     """
 
     model_cpu_offload_seq = "text_encoder->text_encoder_2->transformer->vae"
@@ -124,9 +128,12 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         noise_seed: int = flow.DEFAULT_NOISE_SEED,
         default_processing_resolution: int = 768,
         max_sequence_length: int = DEFAULT_MAX_SEQUENCE_LENGTH,
+        sigma_schedule: str = "linear",
     ):
         super().__init__()
         task_obj = get_task(task)
+        if sigma_schedule not in flow.SIGMA_SCHEDULES:
+            raise ValueError(f"sigma_schedule must be one of {flow.SIGMA_SCHEDULES}, got {sigma_schedule!r}")
         if prompt_cache is not None and prompt_cache.prompt != task_obj.prompt:
             raise ValueError(
                 f"prompt cache holds {prompt_cache.prompt!r} but task {task_obj.name!r} uses {task_obj.prompt!r}"
@@ -147,6 +154,7 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             noise_seed=int(noise_seed),
             default_processing_resolution=int(default_processing_resolution),
             max_sequence_length=int(max_sequence_length),
+            sigma_schedule=sigma_schedule,
         )
         self.task = task_obj
 
@@ -312,7 +320,8 @@ class Edit2PerceivePipeline(DiffusionPipeline):
                 self.transformer, x, sigma, contexts, prompt_embeds, pooled, guidance=self.config.guidance
             )
 
-        return flow.euler_sample(velocity, noise, flow.sigma_grid(num_inference_steps))
+        sigmas = flow.inference_sigmas(num_inference_steps, self.config.get("sigma_schedule", "linear"))
+        return flow.euler_sample(velocity, noise, sigmas)
 
     def decode_prediction(self, latents: torch.Tensor) -> torch.Tensor:
         """Final latents -> the task's prediction at the processing size (float32)."""
@@ -348,7 +357,7 @@ class Edit2PerceivePipeline(DiffusionPipeline):
                 tensor ``B x 3 x H x W`` / ``3 x H x W`` in [0, 1]. Greyscale, RGBA (alpha
                 dropped) and 16-bit images are converted to 8-bit RGB.
             num_inference_steps: 1 (default) is the single-step estimate; N > 1 runs Euler
-                steps on the linear sigma grid from 1 to 0.
+                steps on the config's ``sigma_schedule`` grid from 1 to 0 (linear by default).
             processing_resolution: longest side the model sees (aspect kept, sides rounded
                 to multiples of 16); 0 = native; default from the config (768).
             match_input_resolution: resize the prediction back to each input's size.
