@@ -132,3 +132,25 @@ def test_recipe_refuses_what_does_not_fit_and_names_what_would(kontext_folder):
     with pytest.raises(SystemExit, match="does not fit the visible GPU") as info:
         check_memory(configs, args, gpu_gib=(small + big) / 2)
     assert "--per_device_train_batch_size" in str(info.value) or "--gradient_checkpointing" in str(info.value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", [2, 3])
+def test_deepspeed_zero_on_two_cpu_processes(tmp_path, stage):
+    """ZeRO-2/3 through accelerate's DeepSpeed plugin (DeepSpeed's CPU accelerator, gloo), 2 processes."""
+    pytest.importorskip("deepspeed")
+    out = tmp_path / "ds"
+    env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--use_deepspeed", "--zero_stage", str(stage),
+           "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_port", str(port), str(ROOT / "examples" / "train_depth.py"), *SMALL, "--output_dir",
+           str(out), "--max_steps", "2", "--num_train_examples", "8", "--save_strategy", "steps", "--save_steps", "2"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "trained with distributed type DEEPSPEED, 2 process(es)" in result.stdout
+    pipe = Edit2PerceivePipeline.from_pretrained(out)  # full (gathered) weights, not ZeRO-3 partitions
+    assert pipe.transformer.proj_out.weight.shape == (64, 32)
+    assert (out / "checkpoint-2" / "CHECKPOINT_COMPLETE").exists()

@@ -279,6 +279,10 @@ def main(task_name: str, argv: list[str] | None = None) -> int:
         callback.trainer = trainer
         trainer.add_callback(callback)
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    if args.process_index == 0:
+        state = trainer.accelerator.state
+        print(f"[edit2perceive] trained with distributed type {state.distributed_type.value}, "
+              f"{state.num_processes} process(es)", flush=True)
     trainer.save_model(args.output_dir)
     with open(os.path.join(args.output_dir, f"data_seen_rank{args.process_index}.json"), "w") as f:
         json.dump(trainer.seen_example_keys, f)
