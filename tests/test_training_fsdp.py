@@ -20,7 +20,10 @@ def _env():
 
 
 def test_fsdp_wraps_every_flux_block_as_a_unit():
-    from diffusers.models.transformers.transformer_flux import FluxSingleTransformerBlock, FluxTransformerBlock
+    from diffusers.models.transformers.transformer_flux import (
+        FluxSingleTransformerBlock,
+        FluxTransformerBlock,
+    )
 
     from edit2perceive.training.fsdp import flux_block_classes
 

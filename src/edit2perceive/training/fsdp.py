@@ -21,7 +21,10 @@ import torch
 
 
 def flux_block_classes() -> tuple[type, ...]:
-    from diffusers.models.transformers.transformer_flux import FluxSingleTransformerBlock, FluxTransformerBlock
+    from diffusers.models.transformers.transformer_flux import (
+        FluxSingleTransformerBlock,
+        FluxTransformerBlock,
+    )
 
     return FluxTransformerBlock, FluxSingleTransformerBlock
 
