@@ -4,6 +4,12 @@
     accelerate launch --config_file examples/configs/fsdp.yaml examples/train_depth.py \\
         --model black-forest-labs/FLUX.1-Kontext-dev --data /data/depth_mix --bf16 ...
 
+With no arguments it picks settings that fit the machine and says so in its first line
+(:func:`machine_defaults`: the tiny model at 64 px for a run of minutes on a CPU; the paper's
+recipe with the largest per-device batch the memory model fits on a GPU). For a real model it
+prints the memory model's estimate of one training step and refuses, naming options that fit,
+a configuration the visible GPU cannot hold (:func:`check_memory`).
+
 ``--model tiny`` builds tiny random Kontext components offline, fits the tiny VAE as an
 autoencoder on the training images and targets (a random VAE cannot reconstruct), freezes
 it and trains the tiny DiT. Any other value is a FLUX.1 Kontext folder or Hub id: the
@@ -237,6 +243,13 @@ def build_components(recipe: RecipeArguments, task, train_examples: list[dict], 
 
 
 def main(task_name: str, argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    gpu_gib = _visible_gpu_gib()
+    extra, chosen = machine_defaults(task_name, argv, gpu_gib=gpu_gib)
+    if os.environ.get("RANK", "0") == "0":
+        print(chosen, flush=True)  # before the heavy imports: the first thing a user sees
+    argv = extra + argv
+
     from transformers import HfArgumentParser
 
     from ..tasks import get_task
@@ -244,16 +257,10 @@ def main(task_name: str, argv: list[str] | None = None) -> int:
     from .callbacks import PerceptionEvalCallback
     from .trainer import Edit2PerceiveTrainer
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    gpu_gib = _visible_gpu_gib()
-    extra, chosen = machine_defaults(task_name, argv, gpu_gib=gpu_gib)
-    argv = extra + argv
     if not any(a == "--task" or a.startswith("--task=") for a in argv):
         argv += ["--task", task_name]
     parser = HfArgumentParser((RecipeArguments, Edit2PerceiveTrainingArguments))
     recipe, args = parser.parse_args_into_dataclasses(args=argv)
-    if args.process_index == 0:
-        print(chosen, flush=True)
     task = get_task(args.task, **args.task_options())
     if recipe.model != "tiny":
         line = check_memory(_model_configs(recipe.model), args, gpu_gib=gpu_gib)
