@@ -129,3 +129,22 @@ def test_fp32_parameters_pass_through_unchanged():
     assert torch.equal(a, b) and b.dtype == torch.float32
     with pytest.raises(ValueError, match="bf16 update must be one of"):
         CompensatedBF16Optimizer(torch.optim.SGD([b], lr=0.1), "round")
+
+
+def test_wraps_bitsandbytes_8bit_adamw_keeping_8bit_states():
+    bnb = pytest.importorskip("bitsandbytes")
+    torch.manual_seed(0)
+    w0 = torch.randn(64, 128).to(torch.bfloat16)  # 8192 elements: real 8-bit (blockwise) states
+    grads = [torch.randn(64, 128) for _ in range(20)]
+    results = {}
+    for update in ("nearest", "stochastic_rounding"):
+        p = torch.nn.Parameter(w0.clone())
+        opt = CompensatedBF16Optimizer(bnb.optim.AdamW8bit([p], lr=3e-5), update, seed=0)
+        for g in grads:
+            p.grad = g.to(torch.bfloat16)
+            opt.step()
+        assert p.dtype == torch.bfloat16
+        state = opt.state[p]
+        assert any(v.dtype == torch.uint8 for v in state.values() if isinstance(v, torch.Tensor))
+        results[update] = (p.detach().float() - w0.float()).abs().mean().item()
+    assert results["stochastic_rounding"] > 3 * results["nearest"]  # the small steps survive only with rounding
