@@ -32,11 +32,16 @@ test-all: venv
 	$(PY) -m pytest -m "" $(PYTEST_ARGS)
 
 # make demo: synthetic scenes -> fit tiny VAE -> train tiny depth/normal/matting -> evaluate -> predict
-# on photographs -> demo_report/. With MODEL=DIR_OR_HUB_ID: skip training and run that model.
+# on photographs -> demo_report/. With MODEL=DIR_OR_HUB_ID (BASE_MODEL=DIR_OR_ID fills the base parts
+# it leaves out) or REFERENCE=FILE (a released checkpoint): skip training and run that model.
 MODEL ?=
+REFERENCE ?=
+BASE_MODEL ?= black-forest-labs/FLUX.1-Kontext-dev
 DEMO_DIR ?= demo_report
+RUN_MODEL := $(if $(MODEL),--model $(MODEL))$(if $(REFERENCE), --reference-checkpoint $(REFERENCE))
 demo: venv
-	HF_HUB_OFFLINE=$(if $(MODEL),0,1) $(PY) -m edit2perceive.demo --output-dir $(DEMO_DIR) $(if $(MODEL),--model $(MODEL))
+	HF_HUB_OFFLINE=$(if $(RUN_MODEL),0,1) $(PY) -m edit2perceive.demo --output-dir $(DEMO_DIR) $(RUN_MODEL) \
+		$(if $(RUN_MODEL),--base-model $(BASE_MODEL))
 
 bench: venv
 	$(PY) -m benchmarks.bench_inference

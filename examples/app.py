@@ -4,6 +4,8 @@ see the result and download the outputs.
     python examples/app.py --depth out/depth --normal out/normal --matting out/matting
     python examples/app.py --demo-report demo_report     # the models `make demo` trained
     python examples/app.py                               # tiny random models (wiring check only)
+    python examples/app.py --reference-checkpoint Seq2Tri/Edit2Perceive/depth.safetensors \
+        --base-model black-forest-labs/FLUX.1-Kontext-dev  # the authors' released models
 
 Needs `pip install gradio`. (No `from __future__ import annotations` here: gradio reads the
 `gr.SelectData` annotation at run time.)
@@ -20,15 +22,20 @@ import PIL.Image
 TASKS = ("depth", "normal", "matting")
 
 
-def load_pipelines(paths: dict[str, str | None]) -> dict:
-    """``{task: Edit2PerceivePipeline}``; tasks without a path get tiny random components."""
+def load_pipelines(paths: dict[str, str | None], base_model: str | None = None) -> dict:
+    """``{task: Edit2PerceivePipeline}``; tasks without a path get tiny random components.
+    A path ending in ``.safetensors`` is a released reference checkpoint; ``base_model`` fills
+    what a model leaves out (VAE, base transformer under a LoRA, text encoders)."""
     from edit2perceive import Edit2PerceivePipeline
+    from edit2perceive.pipeline import load_pipeline
     from edit2perceive.testing import tiny_kontext_components
 
     pipes = {}
     for task in TASKS:
         if paths.get(task):
-            pipe = Edit2PerceivePipeline.from_pretrained(paths[task])
+            reference = str(paths[task]).endswith(".safetensors")
+            pipe = load_pipeline(None if reference else paths[task], task=task, base_model=base_model,
+                                 reference_checkpoint=paths[task] if reference else None)
         else:
             pipe = Edit2PerceivePipeline(**tiny_kontext_components(seed=0), task=task)
         pipe.set_progress_bar_config(disable=True)
@@ -95,13 +102,22 @@ def main(argv=None):
     for task in TASKS:
         parser.add_argument(f"--{task}", default=None, help=f"{task} model folder or Hub id")
     parser.add_argument("--demo-report", type=Path, default=None, help="use the models of a `make demo` report")
+    parser.add_argument("--reference-checkpoint", nargs="+", default=[], metavar="FILE",
+                        help="released checkpoints (local or Hub files); the task comes from each file name")
+    parser.add_argument("--base-model", default=None, metavar="DIR_OR_ID",
+                        help="FLUX.1 Kontext base for what the models leave out "
+                             "(default for released checkpoints: black-forest-labs/FLUX.1-Kontext-dev)")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--share", action="store_true")
     args = parser.parse_args(argv)
     paths = {t: getattr(args, t) for t in TASKS}
     if args.demo_report:
         paths = {t: paths[t] or str(args.demo_report / "models" / t) for t in TASKS}
-    build_app(load_pipelines(paths)).launch(server_port=args.port, share=args.share)
+    from edit2perceive.reference.loading import task_from_filename
+
+    for file in args.reference_checkpoint:
+        paths[task_from_filename(file)] = file
+    build_app(load_pipelines(paths, base_model=args.base_model)).launch(server_port=args.port, share=args.share)
 
 
 if __name__ == "__main__":

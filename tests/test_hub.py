@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
@@ -47,7 +48,7 @@ def test_card_metadata_round_trip(nyu_summary, tmp_path):
     assert by_metric["delta1"].metric_value == pytest.approx(summary["metrics"]["delta1"])
     assert by_metric["abs_rel"].dataset_type == "nyuv2"
     assert "name=marigold" in by_metric["abs_rel"].metric_config  # the protocol is recorded
-    assert "from_pretrained(\"me/e2p-depth\", vae=vae)" in loaded.text and "Limitations" in loaded.text
+    assert "from_pretrained(\"me/e2p-depth\", base_model=" in loaded.text and "Limitations" in loaded.text
 
 
 def test_card_rejects_unknown_task():
@@ -76,8 +77,9 @@ def test_push_dry_run_uploads_only_ours_and_reproduces(tiny_components, nyu_summ
     shared = Edit2PerceivePipeline.from_pretrained(out, vae=tiny_components["vae"])  # base VAE from elsewhere
     shared.set_progress_bar_config(disable=True)
     image = (np.random.default_rng(0).random((40, 56, 3)) * 255).astype(np.uint8)
-    np.testing.assert_array_equal(shared(image, processing_resolution=64).prediction,
-                                  pipe(image, processing_resolution=64).prediction)
+    # separately loaded weights: equal to float32 rounding (torch's dtype tolerances), not bit for bit
+    torch.testing.assert_close(shared(image, processing_resolution=64).prediction,
+                               pipe(image, processing_resolution=64).prediction)
     with pytest.raises(ValueError, match="no VAE"):
         Edit2PerceivePipeline.from_pretrained(out)(image)
     # a second export into the same (non-empty) folder is refused, nothing else changes

@@ -114,6 +114,10 @@ def test_lora_trains_only_adapters(tmp_path):
     ckpt = tmp_path / "out" / "checkpoint-2"
     assert (ckpt / "transformer_lora" / "pytorch_lora_weights.safetensors").exists()
     assert not (ckpt / "transformer").exists()  # the base DiT is not re-saved
+    import json
+
+    settings = json.loads((ckpt / "training_args.json").read_text())  # what e2p card reads (no unpickling)
+    assert settings["use_lora"] is True and settings["lora_rank"] == 4 and settings["max_steps"] == 2
     # the checkpoint loads on top of a fresh base transformer and reproduces the trained model
     from edit2perceive import Edit2PerceivePipeline
 

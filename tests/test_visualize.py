@@ -55,3 +55,25 @@ def test_write_outputs_all_or_nothing(tmp_path):
     with pytest.raises(OSError, match="disk full"):
         visualize.write_outputs({"a.npy": np.zeros(2), "b.png": Broken()}, tmp_path / "x", "img")
     assert list((tmp_path / "x").iterdir()) == []  # nothing partial left
+
+
+def test_write_prediction_set_replaces_atomically_keeps_other_files_and_names_the_path(tmp_path, monkeypatch):
+    import errno
+
+    rgb = Image.new("RGB", (16, 16))
+    outputs = visualize.render_outputs("depth", rgb, np.full((16, 16), 0.25, np.float32))
+    folder = visualize.write_prediction_set(outputs, tmp_path, "a/b.png")
+    assert folder == tmp_path / "a" / "b.png" and sorted(p.name for p in folder.iterdir()) == sorted(outputs)
+    (folder / "alpha.npy").write_bytes(b"another task's file")
+    again = dict(outputs, **{"depth.npy": np.full((16, 16), 0.75, np.float32)})
+    visualize.write_prediction_set(again, tmp_path, "a/b.png")
+    assert np.load(folder / "depth.npy")[0, 0] == 0.75 and (folder / "alpha.npy").read_bytes() == b"another task's file"
+
+    def disk_full(value, path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(visualize, "_save", disk_full)
+    with pytest.raises(OSError, match=r"cannot write .*a/b.png/depth.png: No space left on device"):
+        visualize.write_prediction_set(outputs, tmp_path, "a/b.png")
+    assert np.load(folder / "depth.npy")[0, 0] == 0.75  # the previous set is untouched
+    assert [p.name for p in tmp_path.iterdir()] == ["a"]  # no staging folder left

@@ -6,7 +6,9 @@ against the untrained model and a constant baseline -> predict on real photograp
 ship with scikit-image (astronaut, coffee, chelsea, and the Middlebury motorcycle, whose
 ground-truth disparity gives a real depth score) -> write a report folder.
 
-With ``--model DIR_OR_HUB_ID``: no training; the given model runs on the same photographs.
+With ``--model DIR_OR_HUB_ID`` (our saved or shared model; ``--base-model`` fills the parts it
+leaves out) or ``--reference-checkpoint FILE`` (a released checkpoint, e.g.
+``Seq2Tri/Edit2Perceive/depth.safetensors``): no training; that model runs on the same photographs.
 
 Report folder: ``metrics.json``, ``summary.md``, ``panels/*.png`` (comparison panels),
 ``models/<task>/`` (the trained pipelines, each with a model card ``README.md``).
@@ -248,6 +250,11 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", type=Path, default=Path("demo_report"))
     parser.add_argument("--model", default=None, help="a trained model (folder or Hub id): skip training, run it")
+    parser.add_argument("--reference-checkpoint", default=None, metavar="FILE",
+                        help="a released reference checkpoint (local .safetensors or Hub file): skip training, run it")
+    parser.add_argument("--base-model", default=None, metavar="DIR_OR_ID",
+                        help="FLUX.1 Kontext base for the parts the model leaves out (default for "
+                             "--reference-checkpoint: black-forest-labs/FLUX.1-Kontext-dev)")
     parser.add_argument("--processing-resolution", type=int, default=None,
                         help="longest side for the photographs (default: 128 for the tiny models, the model's otherwise)")
     parser.add_argument("--quick", action="store_true", help="minimal sizes and steps (for tests)")
@@ -259,14 +266,15 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     metrics: dict = {"machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"}
-    if args.model:
-        from . import Edit2PerceivePipeline
+    if args.model and args.reference_checkpoint:
+        parser.error("give --model or --reference-checkpoint, not both")
+    if args.model or args.reference_checkpoint:
+        from .pipeline import load_pipeline
 
-        pipe = Edit2PerceivePipeline.from_pretrained(args.model)
-        pipe.set_progress_bar_config(disable=True)
+        pipe = load_pipeline(args.model, reference_checkpoint=args.reference_checkpoint, base_model=args.base_model)
         pipes = {pipe.task.name: pipe}
         resolution = args.processing_resolution
-        metrics["model"] = args.model
+        metrics["model"] = args.model or args.reference_checkpoint
     else:
         synthetic, pipes = train_and_evaluate(report, quick=args.quick)
         metrics.update(synthetic)

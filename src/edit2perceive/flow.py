@@ -268,3 +268,25 @@ def sample_sigmas(
         pick_one = torch.rand(batch_size, generator=generator) < one_probability
         return torch.where(pick_one, torch.ones_like(uniform), uniform)
     raise ValueError(f"sigma sampling mode must be one of {SIGMA_SAMPLING_MODES}, got {mode!r}")
+
+
+# -- The reference implementation's single-step update (released checkpoints) -------------
+#: Shift and last sigma of the reference's 1000-step training grid (models/flowmatch_scheduler.py).
+REFERENCE_SHIFT = 3.0
+REFERENCE_SIGMA_MIN = 0.003 / 1.002
+
+
+def shift_sigmas(sigmas, shift: float) -> torch.Tensor:
+    """SD3-style constant shift ``shift * s / (1 + (shift - 1) * s)`` (float64)."""
+    s = torch.as_tensor(sigmas, dtype=torch.float64)
+    return shift * s / (1.0 + (shift - 1.0) * s)
+
+
+def reference_single_step_sigma() -> float:
+    """Where the reference's single step ends: ``shift(sigma_min)``, about 0.00893.
+
+    The reference computes ``z = eps + (sigma_last - 1) * v`` with sigma 1 given to the DiT,
+    i.e. one Euler step over ``[1, sigma_last]``: the factor on ``v`` is ``1 - sigma_last``
+    (about 0.9911) instead of the exact 1.
+    """
+    return float(shift_sigmas(REFERENCE_SIGMA_MIN, REFERENCE_SHIFT))

@@ -88,17 +88,17 @@ def eval_results(summaries: list[dict]):
 def _usage(repo_id: str, task: str) -> str:
     points = ", points=[[(120, 80)]]" if task == "matting" else ""
     return f"""```python
-from diffusers import AutoencoderKL
 from PIL import Image
 from edit2perceive import Edit2PerceivePipeline
 
-vae = AutoencoderKL.from_pretrained("{BASE_MODEL}", subfolder="vae")  # the base model's, not re-hosted
-pipe = Edit2PerceivePipeline.from_pretrained("{repo_id}", vae=vae)  # prompt cache: no text encoders needed
+# the base model's VAE (and base transformer for a LoRA) come from the base, not re-hosted;
+# the prompt cache means no text encoders are needed
+pipe = Edit2PerceivePipeline.from_pretrained("{repo_id}", base_model="{BASE_MODEL}")
 out = pipe(Image.open("photo.jpg"){points})  # one step, deterministic
 out.prediction
 ```
 
-Command line: `e2p predict --task {task} --model {repo_id} photo.jpg --output-dir out/`"""
+Command line: `e2p predict --task {task} --model {repo_id} --base-model {BASE_MODEL} photo.jpg --output-dir out/`"""
 
 
 def model_card(
@@ -110,8 +110,13 @@ def model_card(
     base_model: str = BASE_MODEL,
     extra_limitations: list[str] | None = None,
     datasets: list[str] | None = None,
+    description: str | None = None,
+    extra_sections: str = "",
+    extra_tags: list[str] | None = None,
+    extra_metadata: dict | None = None,
 ):
-    """A ``huggingface_hub.ModelCard`` for an Edit2Perceive model."""
+    """A ``huggingface_hub.ModelCard`` for an Edit2Perceive model (``description`` replaces
+    the default first paragraph; ``extra_sections`` is appended as Markdown)."""
     from huggingface_hub import ModelCard, ModelCardData
 
     if task not in PIPELINE_TAGS:
@@ -122,11 +127,12 @@ def model_card(
         base_model=base_model,
         library_name="diffusers",
         pipeline_tag=PIPELINE_TAGS[task],
-        tags=["edit2perceive", "flux-kontext", "dense-prediction", *TASK_TAGS[task]],
+        tags=["edit2perceive", "flux-kontext", "dense-prediction", *TASK_TAGS[task], *(extra_tags or [])],
         datasets=datasets or TRAINING_DATASETS[task],
         model_name=repo_id.split("/")[-1],
         eval_results=results or None,
         **LICENSE,
+        **(extra_metadata or {}),
     )
     rows = [f"| {s.get('dataset_name', s['dataset'])} | "
             + " | ".join(f"{s['metrics'].get(k, float('nan')):.4g}" for k, _, _ in CARD_METRICS[task])
@@ -143,14 +149,16 @@ def model_card(
         f"Use is subject to the base model's license ({LICENSE['license_name']}).",
         *(extra_limitations or []),
     ]
+    description = description or (
+        f"An [Edit2Perceive](https://arxiv.org/abs/2511.18673) **{task}** model: FLUX.1 Kontext fine-tuned to "
+        f'"edit"\nan image into a dense {task} map in a single step, trained with the `edit2perceive` library.')
     body = f"""---
 {data.to_yaml()}
 ---
 
 # {repo_id.split('/')[-1]}
 
-An [Edit2Perceive](https://arxiv.org/abs/2511.18673) **{task}** model: FLUX.1 Kontext fine-tuned to "edit"
-an image into a dense {task} map in a single step, trained with the `edit2perceive` library.
+{description}
 
 ## Usage
 
@@ -169,7 +177,7 @@ Each result records the evaluation protocol that produced it (also in `model-ind
 ## Limitations
 
 {chr(10).join('- ' + item for item in limitations)}
-"""
+{extra_sections}"""
     return ModelCard(body)
 
 

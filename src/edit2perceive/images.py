@@ -2,37 +2,88 @@
 
 Everything becomes a float tensor ``1 x 3 x H x W`` in [0, 1], channel order R, G, B:
 - PIL images of any mode: greyscale (``L``, ``LA``) is replicated to RGB; alpha (``RGBA``,
-  ``LA``, ``P`` with transparency) is dropped; 16-bit (``I;16``, ``I``) is scaled by its
-  full range 65535 to 8-bit levels; float (``F``) is taken as [0, 1]; ``CMYK``/``YCbCr``
-  are converted by PIL.
+  ``LA``, ``P`` with transparency) is dropped; 16-bit (``I;16``, ``I`` with values in
+  0..65535) is scaled by its full range 65535 to 8-bit levels; 32-bit integer images (mode
+  ``I``) with values outside 0..65535 are refused (no silent clipping); float (``F``) is
+  taken as [0, 1]; ``CMYK``/``YCbCr`` are converted by PIL.
+- EXIF orientation is applied (files and PIL images): the image is used as it is displayed,
+  so matting points are given on the displayed image.
 - numpy arrays: uint8 or uint16 ``H x W`` / ``H x W x 3`` / ``H x W x 4``.
 - torch tensors: float ``3 x H x W`` or ``B x 3 x H x W`` in [0, 1].
 - ``str`` / ``os.PathLike``: opened with PIL (unreadable or truncated files raise
   ``ValueError`` naming the file).
-Images smaller than 16 px on a side are rejected (the model works on 16-px tokens).
+Images smaller than 16 px on a side are rejected (the model works on 16-px tokens). Files
+declaring more than ``max_image_pixels()`` pixels (default 64 megapixels, environment
+variable ``E2P_MAX_IMAGE_PIXELS``) are refused from their header, before any decoding: a
+small file can declare a huge image (a decompression bomb).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import PIL.Image
+import PIL.ImageOps
 import torch
 
 MIN_SIDE = 16
+#: default bound on decoded pixels (width x height) of an image file; see :func:`max_image_pixels`
+DEFAULT_MAX_IMAGE_PIXELS = 64_000_000
+#: largest value of a 32-bit integer (mode ``I``) image that is read as 16-bit data
+MAX_INT_VALUE = 65535
 
 
-def open_image(path: str | os.PathLike) -> PIL.Image.Image:
-    """Open and fully decode an image file; ``ValueError`` naming the file if it cannot be read."""
+def max_image_pixels() -> int:
+    """Bound on width x height of image files: ``E2P_MAX_IMAGE_PIXELS`` or 64 megapixels."""
+    text = os.environ.get("E2P_MAX_IMAGE_PIXELS", "")
+    if not text:
+        return DEFAULT_MAX_IMAGE_PIXELS
     try:
-        with PIL.Image.open(path) as img:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"E2P_MAX_IMAGE_PIXELS must be a positive integer, got {text!r}")
+    return value
+
+
+def _upright(img: PIL.Image.Image) -> PIL.Image.Image:
+    """The image as displayed: its EXIF orientation applied (the tag is then removed)."""
+    try:
+        orientation = img.getexif().get(0x0112, 1)
+    except Exception:  # unreadable EXIF block: use the stored pixels
+        return img
+    return PIL.ImageOps.exif_transpose(img) if orientation not in (None, 1) else img
+
+
+def open_image(path: str | os.PathLike, max_pixels: int | None = None) -> PIL.Image.Image:
+    """Open and fully decode an image file, upright (EXIF orientation applied).
+
+    ``ValueError`` naming the file if it cannot be read or declares more than ``max_pixels``
+    (default :func:`max_image_pixels`) pixels; the size check reads only the header.
+    """
+    limit = max_image_pixels() if max_pixels is None else int(max_pixels)
+    name = os.fspath(path)
+    try:
+        with warnings.catch_warnings():  # PIL's own bomb warning: the limit below decides
+            warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
+            img = PIL.Image.open(path)
+        with img:
+            width, height = img.size
+            if width * height > limit:
+                raise ValueError(
+                    f"{name}: image declares {width}x{height} = {width * height:,} pixels, over the limit of "
+                    f"{limit:,} (set E2P_MAX_IMAGE_PIXELS to allow larger images, or downscale the file)")
             img.load()  # force decoding now: truncated files fail here, not later
-            return img.copy()
+            return _upright(img).copy()
     except FileNotFoundError:
-        raise ValueError(f"{os.fspath(path)}: no such file") from None
+        raise ValueError(f"{name}: no such file") from None
+    except PIL.Image.DecompressionBombError as err:
+        raise ValueError(f"{name}: refused as a decompression bomb ({err})") from err
     except (PIL.UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ValueError(f"{os.fspath(path)}: not a readable image ({err})") from err
+        raise ValueError(f"{name}: not a readable image ({err})") from err
 
 
 def _array_to_unit_rgb(arr: np.ndarray, name: str) -> np.ndarray:
@@ -60,9 +111,12 @@ def _array_to_unit_rgb(arr: np.ndarray, name: str) -> np.ndarray:
 def pil_to_unit_rgb(img: PIL.Image.Image, name: str = "image") -> np.ndarray:
     """A PIL image of any mode -> float32 ``H x W x 3`` in [0, 1]."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(img).astype(np.float64)
-        arr = np.clip(arr, 0, 65535).astype(np.uint16)
-        return _array_to_unit_rgb(arr, name)
+        arr = np.asarray(img)
+        if arr.size and (arr.min() < 0 or arr.max() > MAX_INT_VALUE):
+            raise ValueError(
+                f"{name}: {img.mode} image with values {int(arr.min())}..{int(arr.max())}; only 16-bit data "
+                f"(0..{MAX_INT_VALUE}) is read from integer images: convert it to 8- or 16-bit first")
+        return _array_to_unit_rgb(arr.astype(np.uint16), name)
     if img.mode == "F":
         return _array_to_unit_rgb(np.asarray(img, dtype=np.float32), name)
     return _array_to_unit_rgb(np.asarray(img.convert("RGB")), name)
@@ -73,7 +127,7 @@ def _one(item, name: str) -> list[torch.Tensor]:
         name = os.fspath(item)
         item = open_image(item)
     if isinstance(item, PIL.Image.Image):
-        arrays = [pil_to_unit_rgb(item, name)]
+        arrays = [pil_to_unit_rgb(_upright(item), name)]
     elif isinstance(item, np.ndarray):
         arrays = [_array_to_unit_rgb(item, name)]
     elif isinstance(item, torch.Tensor):

@@ -9,7 +9,8 @@ behave as pretrained:
 - Tokens: 2x2 latent patches packed to ``4C``-dim tokens, row-major over the patch grid
   (``B x (h/2 * w/2) x 4C``), the channel order ``c, dy, dx`` as in diffusers.
 - Position ids ``(index, row, col)`` per token: the target (noisy) latent has index 0, the
-  context image 1, a second context image (the matting point map) 2. Text ids are 0.
+  context image 1, a second context image (the matting point map) 2 (the released reference
+  models: 1, see ``context_indices``). Text ids are 0.
 - Sequence: ``[target tokens, context 1 tokens, context 2 tokens]``; the velocity is read
   from the first (target) tokens only.
 - Timestep: ``sigma`` (see :mod:`edit2perceive.flow`); guidance embedding value
@@ -18,7 +19,9 @@ behave as pretrained:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -94,6 +97,7 @@ def predict_velocity(
     pooled_prompt_embeds: torch.Tensor,
     *,
     guidance: float = DEFAULT_GUIDANCE,
+    context_indices: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """Velocity ``v = eps - z1`` predicted by the DiT for the noisy target ``latents``.
 
@@ -105,6 +109,8 @@ def predict_velocity(
         prompt_embeds: T5 embeddings ``1 x L x D`` or ``B x L x D``.
         pooled_prompt_embeds: CLIP pooled embeddings ``1 x P`` or ``B x P``.
         guidance: embedded guidance value (ignored if the model has no guidance embedding).
+        context_indices: position index of each context (default ``1, 2, ...``; the released
+            reference models give the point map index 1, the same as the RGB).
 
     Returns the velocity, unpacked, ``B x C x h x w``, in the transformer's dtype.
     """
@@ -113,11 +119,15 @@ def predict_velocity(
     device, dtype = core.device, core.dtype
     tokens = [pack_latents(latents)]
     ids = [latent_position_ids(h, w, 0, device=device, dtype=dtype)]
-    for i, ctx in enumerate(context_latents, start=1):
+    if context_indices is None:
+        context_indices = range(1, len(context_latents) + 1)
+    if len(context_indices) != len(context_latents):
+        raise ValueError(f"{len(context_indices)} context indices for {len(context_latents)} contexts")
+    for i, (ctx, index) in enumerate(zip(context_latents, context_indices), start=1):
         if ctx.shape[0] != b:
             raise ValueError(f"context latent {i} has batch {ctx.shape[0]}, target has {b}")
         tokens.append(pack_latents(ctx))
-        ids.append(latent_position_ids(ctx.shape[-2], ctx.shape[-1], i, device=device, dtype=dtype))
+        ids.append(latent_position_ids(ctx.shape[-2], ctx.shape[-1], index, device=device, dtype=dtype))
     hidden = torch.cat(tokens, dim=1).to(device=device, dtype=dtype)
     img_ids = torch.cat(ids, dim=0)
 
@@ -141,3 +151,42 @@ def predict_velocity(
         return_dict=False,
     )[0]
     return unpack_latents(out[:, : tokens[0].shape[1]], h, w)
+
+
+def reference_timestep_projection(timesteps: torch.Tensor, num_channels: int = 256) -> torch.Tensor:
+    """The timestep sinusoid of DiffSynth's ``FluxDiT`` as the released models were trained:
+    ``TimestepEmbeddings(..., align_dtype_to_timestep=True)`` with a bf16 timestep rounds the
+    frequencies ``exp(-ln(10000) i / 128)`` to bf16 before ``t * f`` (at t = 1000 that moves
+    the high-frequency terms by up to 2 rad: 28 % of the vector's norm). Layout as diffusers'
+    ``Timesteps(flip_sin_to_cos=True, downscale_freq_shift=0)``: ``[cos, sin]``, float32."""
+    half = num_channels // 2
+    exponent = -math.log(10000) * torch.arange(half, dtype=torch.float32) / half
+    freqs = torch.exp(exponent).to(torch.bfloat16).float().to(timesteps.device)
+    args = timesteps.to(torch.bfloat16).float()[:, None] * freqs[None, :]  # the bf16 timestep, as trained
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+@contextmanager
+def reference_timestep_embedding(transformer):
+    """Within the block, ``transformer`` (a diffusers ``FluxTransformer2DModel``) embeds its
+    timestep with :func:`reference_timestep_projection` (the guidance keeps diffusers'
+    float32 sinusoid, as DiffSynth's guidance embedder does). Done with forward pre-hooks:
+    the combined embedder's timestep argument is kept and the timestep MLP's input replaced."""
+    core = getattr(transformer, "module", transformer)
+    embed = core.time_text_embed
+    seen: dict = {}
+
+    def keep_timestep(module, args):
+        seen["timestep"] = args[0]
+
+    def replace_projection(module, args):
+        proj = reference_timestep_projection(seen["timestep"], args[0].shape[-1])
+        return (proj.to(device=args[0].device, dtype=args[0].dtype),)
+
+    hooks = [embed.register_forward_pre_hook(keep_timestep),
+             embed.timestep_embedder.register_forward_pre_hook(replace_projection)]
+    try:
+        yield transformer
+    finally:
+        for hook in hooks:
+            hook.remove()

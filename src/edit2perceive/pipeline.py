@@ -10,6 +10,7 @@ tokens) and the task modules (value ranges, normal axes).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,9 +28,16 @@ from . import flow, modeling
 from .images import load_rgb_inputs
 from .prompts import DEFAULT_MAX_SEQUENCE_LENGTH, PromptCache, encode_prompt
 from .tasks import Task, get_task
-from .tasks.matting import point_map_image, render_point_map
+from .tasks.matting import point_map_image, render_point_map, render_reference_point_map
 
 LATENT_MULTIPLE = 16  # 8x VAE downsampling times 2x2 token packing
+NOISE_MODES = ("fixed", "reference")
+POINT_MAP_MODES = ("gaussian", "reference")
+RESIZE_MODES = ("keep_aspect", "stretch")
+TIMESTEP_EMBEDDINGS = ("diffusers", "reference")
+#: bounds of the call's arguments (beyond them every image would fail or run for hours)
+MAX_INFERENCE_STEPS = 1000
+MAX_PROCESSING_RESOLUTION = 8192
 
 
 @dataclass
@@ -65,6 +73,39 @@ def _lora_folder(name_or_path, kwargs) -> str | None:
         return None
     folder = os.path.join(root, "transformer_lora")
     return folder if os.path.isdir(folder) else None
+
+
+def check_model_folder(folder, given=()) -> None:
+    """A local pipeline folder has what ``model_index.json`` lists: for every component not
+    given as a keyword (``given``), its subfolder with ``config.json`` and safetensors weights
+    (pickle ``.bin`` weights are never loaded). ``ValueError`` naming the path otherwise."""
+    import json
+
+    index_path = os.path.join(folder, "model_index.json")
+    if not os.path.isfile(index_path):
+        raise ValueError(f"{folder}: not a saved pipeline folder (no model_index.json)")
+    try:
+        with open(index_path) as f:
+            index = json.load(f)
+    except ValueError as err:
+        raise ValueError(f"{index_path}: not valid JSON ({err})") from None
+    for name, entry in index.items():
+        if name.startswith("_") or name in given or not isinstance(entry, list) or entry[:1] == [None]:
+            continue
+        sub = os.path.join(folder, name)
+        if not os.path.isdir(sub):
+            raise ValueError(f"{sub}: missing (model_index.json lists component {name!r}; pass {name}= to use one "
+                             "from elsewhere)")
+        if (entry[0] != "diffusers" and name != "prompt_cache") or str(entry[1]).endswith("Scheduler"):
+            continue  # tokenizers, text encoders, the scheduler: their libraries' own checks
+        files = os.listdir(sub)
+        if "config.json" not in files:
+            raise ValueError(f"{sub}: no config.json (expected a saved {entry[1]})")
+        weights = [f for f in files if f.endswith(".safetensors") or f.endswith(".safetensors.index.json")]
+        if not weights:
+            pickled = [f for f in files if f.endswith(".bin")]
+            what = f"only pickle weights ({pickled[0]}), which are never loaded" if pickled else "no weights"
+            raise ValueError(f"{sub}: {what}; expected {entry[1]} weights as .safetensors")
 
 
 def processing_size(height: int, width: int, processing_resolution: int) -> tuple[int, int]:
@@ -106,6 +147,28 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             (1 to 0 in equal steps) or ``"shifted"`` (the reference's: ``linspace(1, 0.003/1.002,
             N)`` shifted by ``3s / (1 + 2s)``, last step to 0; for its N-step tables). One step is
             ``[1, 0]`` either way.
+
+    Conventions (defaults = this project's models; ``from_reference_checkpoint`` sets the
+    values the released reference models were trained with, see
+    :data:`edit2perceive.reference.REFERENCE_CONVENTIONS`):
+
+        point_map_position_index: position index of the matting point map (ours 2; reference 1,
+            shared with the RGB context).
+        noise: ``"fixed"`` (ours: ``flow.base_noise``, drawn on the CPU, the same for every
+            sample) or ``"reference"`` (``torch.randn`` of the whole batch from
+            ``torch.Generator(execution device).manual_seed(noise_seed)``, float32, then cast
+            to the model dtype; device-dependent, as in the reference).
+        single_step_final_sigma: where the single step ends (ours 0: ``z = eps - v``;
+            reference ``shift(sigma_min)`` = 0.00893: ``z = eps - 0.9911 v``).
+        point_map: ``"gaussian"`` (ours, ``render_point_map``) or ``"reference"``
+            (``render_reference_point_map``).
+        point_map_sigma: Gaussian sigma in px at the processing size (None: ours, 20 px per
+            768 px of the longest side; reference 20).
+        resize_mode: ``"keep_aspect"`` (ours: longest side = processing resolution) or
+            ``"stretch"`` (reference: a square processing resolution x processing resolution).
+        timestep_embedding: ``"diffusers"`` (``FluxTransformer2DModel``'s float32 sinusoid) or
+            ``"reference"`` (DiffSynth's, with bf16-rounded frequencies, which the released
+            models were trained with; see ``modeling.reference_timestep_embedding``).
     """
 
     model_cpu_offload_seq = "text_encoder->text_encoder_2->transformer->vae"
@@ -128,12 +191,30 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         noise_seed: int = flow.DEFAULT_NOISE_SEED,
         default_processing_resolution: int = 768,
         max_sequence_length: int = DEFAULT_MAX_SEQUENCE_LENGTH,
+        point_map_position_index: int = 2,
+        noise: str = "fixed",
+        single_step_final_sigma: float = 0.0,
+        point_map: str = "gaussian",
+        point_map_sigma: float | None = None,
+        resize_mode: str = "keep_aspect",
+        timestep_embedding: str = "diffusers",
         sigma_schedule: str = "linear",
     ):
         super().__init__()
         task_obj = get_task(task)
+        for name, value, allowed in (("noise", noise, NOISE_MODES), ("point_map", point_map, POINT_MAP_MODES),
+                                     ("resize_mode", resize_mode, RESIZE_MODES),
+                                     ("timestep_embedding", timestep_embedding, TIMESTEP_EMBEDDINGS)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if not 0.0 <= single_step_final_sigma < 1.0:
+            raise ValueError(f"single_step_final_sigma must be in [0, 1), got {single_step_final_sigma}")
+        if point_map_position_index < 1:
+            raise ValueError(f"point_map_position_index must be >= 1 (0 is the target), got {point_map_position_index}")
         if sigma_schedule not in flow.SIGMA_SCHEDULES:
             raise ValueError(f"sigma_schedule must be one of {flow.SIGMA_SCHEDULES}, got {sigma_schedule!r}")
+        if point_map_sigma is not None and point_map_sigma <= 0:
+            raise ValueError(f"point_map_sigma must be > 0 px, got {point_map_sigma}")
         if prompt_cache is not None and prompt_cache.prompt != task_obj.prompt:
             raise ValueError(
                 f"prompt cache holds {prompt_cache.prompt!r} but task {task_obj.name!r} uses {task_obj.prompt!r}"
@@ -154,17 +235,36 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             noise_seed=int(noise_seed),
             default_processing_resolution=int(default_processing_resolution),
             max_sequence_length=int(max_sequence_length),
+            point_map_position_index=int(point_map_position_index),
+            noise=noise,
+            single_step_final_sigma=float(single_step_final_sigma),
+            point_map=point_map,
+            point_map_sigma=None if point_map_sigma is None else float(point_map_sigma),
+            resize_mode=resize_mode,
+            timestep_embedding=timestep_embedding,
             sigma_schedule=sigma_schedule,
         )
         self.task = task_obj
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
-        """diffusers' ``from_pretrained``, plus LoRA models: a folder with ``transformer_lora/``
-        (a LoRA training checkpoint or its Hub upload) needs the base transformer passed as
-        ``transformer=``; the adapter is loaded onto it."""
-        pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+    def from_pretrained(cls, pretrained_model_name_or_path, *, base_model: str | None = None,
+                        quantize: str | None = None, **kwargs):
+        """diffusers' ``from_pretrained``, plus base-model completion and LoRA models.
+
+        Saved and shared models leave out the base model's parts. ``base_model`` (a folder or
+        Hub id in ``FluxKontextPipeline`` layout, e.g. ``black-forest-labs/FLUX.1-Kontext-dev``)
+        fills whatever is missing and not passed as a keyword: the VAE, the base transformer
+        under a LoRA (``transformer_lora/``, loaded onto it as a peft adapter), and the
+        tokenizers / text encoders only when there is no prompt cache. ``quantize``
+        (``"nf4"`` / ``"int8"``) loads the transformer through diffusers' bitsandbytes config.
+        """
+        from .base_model import complete_from_base
+
+        if os.path.isdir(pretrained_model_name_or_path):
+            check_model_folder(pretrained_model_name_or_path, given=kwargs)
         lora = _lora_folder(pretrained_model_name_or_path, kwargs)
+        kwargs = complete_from_base(pretrained_model_name_or_path, kwargs, base_model=base_model, quantize=quantize)
+        pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         if lora is not None:
             if pipe.transformer is None:
                 raise ValueError(
@@ -174,6 +274,26 @@ class Edit2PerceivePipeline(DiffusionPipeline):
                 )
             pipe.transformer.load_lora_adapter(lora, adapter_name="default", use_safetensors=True, prefix=None)
         return pipe
+
+    @classmethod
+    def from_reference_checkpoint(cls, path, task: str | None = None, base_model: str | None = None, *,
+                                  torch_dtype: torch.dtype | None = None, quantize: str | None = None,
+                                  keep_text_encoders: bool = False, **components):
+        """A pipeline from the authors' released checkpoint (REFERENCE.md), with their conventions.
+
+        ``path``: a local ``.safetensors`` or a Hub file ``Seq2Tri/Edit2Perceive/<file>``. A full
+        DiT state dict (DiffSynth key names) is converted to a ``FluxTransformer2DModel``; a
+        kohya LoRA is split onto the base transformer as a peft adapter. ``task`` defaults to
+        the one in the file name. ``base_model`` (default ``black-forest-labs/FLUX.1-Kontext-dev``)
+        provides the VAE, the base transformer (LoRA) and the text encoders, which encode the
+        task prompt once into a prompt cache and are then dropped (``keep_text_encoders``).
+        Components passed as keywords override the base's. The pipeline config gets
+        :data:`edit2perceive.reference.REFERENCE_CONVENTIONS` (override any by keyword).
+        """
+        from .reference.loading import reference_pipeline
+
+        return reference_pipeline(cls, path, task=task, base_model=base_model, torch_dtype=torch_dtype,
+                                  quantize=quantize, keep_text_encoders=keep_text_encoders, **components)
 
     # -- prompt -----------------------------------------------------------------------
     def ensure_prompt_cache(self) -> PromptCache:
@@ -235,6 +355,9 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             arr = np.asarray(pts, dtype=np.float64).reshape(-1, 2) if len(pts) else np.zeros((0, 2))
             if len(arr) == 0:
                 raise ValueError(f"image {i}: the matting task needs at least one foreground point")
+            if not np.isfinite(arr).all():
+                x, y = arr[np.argmax(~np.isfinite(arr).all(axis=1))]
+                raise ValueError(f"image {i}: point (x={x:g}, y={y:g}) is not finite")
             h, w = images[i].shape[-2:]
             outside = (arr[:, 0] < 0) | (arr[:, 0] > w - 1) | (arr[:, 1] < 0) | (arr[:, 1] > h - 1)
             if outside.any():
@@ -256,24 +379,53 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             )
         if output_type not in ("np", "pt"):
             raise ValueError(f"output_type must be 'np' or 'pt', got {output_type!r}")
-        if int(num_inference_steps) != num_inference_steps or num_inference_steps < 1:
-            raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}")
+        steps_ok = isinstance(num_inference_steps, (int, np.integer)) or (
+            isinstance(num_inference_steps, float) and num_inference_steps.is_integer())
+        if not steps_ok or not 1 <= num_inference_steps <= MAX_INFERENCE_STEPS:
+            raise ValueError(f"num_inference_steps must be an integer within 1..{MAX_INFERENCE_STEPS}, "
+                             f"got {num_inference_steps!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if processing_resolution is None:
             return int(self.config.default_processing_resolution)
-        if processing_resolution < 0:
-            raise ValueError(f"processing_resolution must be >= 0, got {processing_resolution}")
+        if not 0 <= processing_resolution <= MAX_PROCESSING_RESOLUTION:
+            raise ValueError(f"processing_resolution must be within 0..{MAX_PROCESSING_RESOLUTION} (0 = native), "
+                             f"got {processing_resolution}")
         return int(processing_resolution)
 
     def check_latents(self, latents: torch.Tensor | None, num_images: int, sizes: list) -> None:
-        """Given initial noise must be ``N x C x h x w`` for ``N`` images of one processing size."""
+        """Given initial noise must be a finite float tensor ``N x C x h x w``: ``N`` images of
+        one processing size ``H x W``, ``C`` the VAE's latent channels, ``h, w = H / 8, W / 8``."""
         if latents is None:
             return
-        if latents.ndim != 4 or latents.shape[0] != num_images:
-            raise ValueError(f"latents must be N x C x h x w with N = {num_images}, got {tuple(latents.shape)}")
         if len(set(sizes)) > 1:
             raise ValueError("latents can only be given when all images share one processing size")
+        (height, width), channels = sizes[0], int(self.vae.config.latent_channels)
+        expected = (num_images, channels, height // 8, width // 8)
+        if not isinstance(latents, torch.Tensor) or not latents.is_floating_point():
+            raise ValueError(f"latents must be a float tensor of shape {expected}, got {type(latents).__name__}"
+                             f"{'' if not isinstance(latents, torch.Tensor) else ' of ' + str(latents.dtype)}")
+        if tuple(latents.shape) != expected:
+            raise ValueError(f"latents must have shape {expected} (N images, {channels} latent channels, processing "
+                             f"size {height}x{width} / 8), got {tuple(latents.shape)}")
+        if not torch.isfinite(latents).all():
+            raise ValueError(f"latents hold {int((~torch.isfinite(latents)).sum())} non-finite values (NaN or inf)")
+
+    @staticmethod
+    def check_prediction(pred: torch.Tensor, index: int) -> None:
+        """A prediction with NaN or inf values (NaN weights or noise, overflow) is an error, not an output."""
+        bad = ~torch.isfinite(pred)
+        if bad.any():
+            raise ValueError(f"image {index}: the prediction holds {int(bad.sum())} non-finite values (NaN or inf) "
+                             f"of {pred.numel()}; check the model weights and the noise")
+
+    def processing_size_for(self, height: int, width: int, resolution: int) -> tuple[int, int]:
+        """The size the model sees: aspect kept (``processing_size``) or, with
+        ``resize_mode="stretch"``, a square ``resolution x resolution`` (0 = native)."""
+        if self.config.resize_mode == "stretch" and resolution > 0:
+            side = processing_size(resolution, resolution, resolution)[0]
+            return side, side
+        return processing_size(height, width, resolution)
 
     @staticmethod
     def group_batches(sizes: list, batch_size: int) -> list[list[int]]:
@@ -295,10 +447,17 @@ class Edit2PerceivePipeline(DiffusionPipeline):
                          for img in images])
         contexts = [modeling.encode_image(self.vae, (rgb * 2.0 - 1.0).to(device))]
         if self.task.num_context_images > 1:
-            maps = [point_map_image(render_point_map(scale_points(pts, img.shape[-2:], (h, w)), h, w))
+            maps = [point_map_image(self.render_point_map(scale_points(pts, img.shape[-2:], (h, w)), h, w))
                     for img, pts in zip(images, points)]
             contexts.append(modeling.encode_image(self.vae, torch.stack(maps).to(device)))
         return contexts
+
+    def render_point_map(self, points, height: int, width: int) -> np.ndarray:
+        """The matting point map (``H x W`` in [0, 1]) in the configured convention."""
+        sigma = self.config.point_map_sigma
+        if self.config.point_map == "reference":
+            return render_reference_point_map(points, height, width, sigma=20.0 if sigma is None else sigma)
+        return render_point_map(points, height, width, sigma=sigma)
 
     def prepare_noise(self, batch: int, latent_shape: tuple, *, latents=None, generator=None) -> torch.Tensor:
         """Initial noise of one batch: the given ``latents``, a draw from ``generator``, or
@@ -309,18 +468,30 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         if generator is not None:
             noise = torch.randn((batch, *latent_shape), generator=generator, device=generator.device)
             return noise.to(device=device, dtype=dtype)
+        if self.config.noise == "reference":  # pipelines/base generate_noise: float32 draw, then cast
+            gen = torch.Generator(device).manual_seed(int(self.config.noise_seed))
+            noise = torch.randn((batch, *latent_shape), generator=gen, device=device, dtype=torch.float32)
+            return noise.to(dtype=dtype)
         return flow.base_noise(latent_shape, seed=self.config.noise_seed, batch_size=batch, device=device, dtype=dtype)
 
     def denoise(self, noise: torch.Tensor, contexts: list, prompt: tuple, num_inference_steps: int) -> torch.Tensor:
         """The model step: Euler from ``noise`` (sigma 1) to the final latent (sigma 0)."""
         prompt_embeds, pooled = prompt
 
+        indices = [1, self.config.point_map_position_index][: len(contexts)]
+
         def velocity(x, sigma):
             return modeling.predict_velocity(
-                self.transformer, x, sigma, contexts, prompt_embeds, pooled, guidance=self.config.guidance
+                self.transformer, x, sigma, contexts, prompt_embeds, pooled, guidance=self.config.guidance,
+                context_indices=indices,
             )
 
         sigmas = flow.inference_sigmas(num_inference_steps, self.config.get("sigma_schedule", "linear"))
+        if num_inference_steps == 1:  # one Euler step over [1, final sigma] (0 = exact estimate)
+            sigmas = torch.tensor([1.0, self.config.single_step_final_sigma], dtype=torch.float64)
+        if self.config.timestep_embedding == "reference":
+            with modeling.reference_timestep_embedding(self.transformer):
+                return flow.euler_sample(velocity, noise, sigmas)
         return flow.euler_sample(velocity, noise, sigmas)
 
     def decode_prediction(self, latents: torch.Tensor) -> torch.Tensor:
@@ -372,7 +543,7 @@ class Edit2PerceivePipeline(DiffusionPipeline):
                                        batch_size=batch_size, output_type=output_type)
         images = load_rgb_inputs(image)
         points = self.prepare_points(points, images)
-        sizes = [processing_size(img.shape[-2], img.shape[-1], resolution) for img in images]
+        sizes = [self.processing_size_for(img.shape[-2], img.shape[-1], resolution) for img in images]
         self.check_latents(latents, len(images), sizes)
 
         predictions: list = [None] * len(images)
@@ -384,6 +555,7 @@ class Edit2PerceivePipeline(DiffusionPipeline):
                                           num_inference_steps, latents=None if latents is None else latents[idx],
                                           generator=generator)
             for j, i in enumerate(idx):
+                self.check_prediction(pred[j], i)
                 predictions[i] = self.postprocess_prediction(pred[j], images[i].shape[-2:] if match_input_resolution else None)
                 final_latents[i] = z1[j].cpu()
             if progress is not None:
@@ -422,13 +594,39 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         return Edit2PerceivePipelineOutput(prediction=pred, latent=lat)
 
 
-def load_pipeline(model: str, *, task: str | None = None, device: str | None = None) -> Edit2PerceivePipeline:
-    """Load a pipeline for inference: bf16 on CUDA (default when available), float32 on CPU,
-    progress bars off. ``task`` (if given) must match the model's task."""
+def load_pipeline(model: str | None = None, *, task: str | None = None, device: str | None = None,
+                  base_model: str | None = None, reference_checkpoint: str | None = None, offload: bool = False,
+                  quantize: str | None = None, vae_tiling: bool = False) -> Edit2PerceivePipeline:
+    """Load a pipeline for inference (CLI, evaluation, demo): bf16 on CUDA (default when
+    available), float32 on CPU, progress bars off. ``task`` (if given) must match the model's.
+
+    Exactly one of ``model`` (our saved folder or Hub id; ``base_model`` fills the parts it
+    leaves out) or ``reference_checkpoint`` (a released file, see ``from_reference_checkpoint``).
+    ``offload``: diffusers' model CPU offload (one component on the GPU at a time) instead of
+    moving everything to ``device``; ``quantize``: ``"nf4"`` / ``"int8"`` transformer through
+    bitsandbytes (CUDA); ``vae_tiling``: tiled VAE encode/decode for large inputs.
+    """
+    if (model is None) == (reference_checkpoint is None):
+        raise ValueError("give exactly one of a model (folder or Hub id) or a reference checkpoint")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32
-    pipe = Edit2PerceivePipeline.from_pretrained(model, torch_dtype=dtype)
+    if reference_checkpoint is not None:
+        pipe = Edit2PerceivePipeline.from_reference_checkpoint(reference_checkpoint, task=task, base_model=base_model,
+                                                               torch_dtype=dtype, quantize=quantize)
+    else:
+        pipe = Edit2PerceivePipeline.from_pretrained(model, torch_dtype=dtype, base_model=base_model, quantize=quantize)
     if task is not None and pipe.task.name != task:
-        raise ValueError(f"{model}: the model was trained for task {pipe.task.name!r}, not {task!r}")
+        raise ValueError(f"{model or reference_checkpoint}: the model was trained for task {pipe.task.name!r}, "
+                         f"not {task!r}")
     pipe.set_progress_bar_config(disable=True)
+    if vae_tiling and pipe.vae is not None:
+        pipe.vae.enable_tiling()
+    if offload:
+        pipe.enable_model_cpu_offload(device=device)
+        return pipe
+    if quantize is not None:  # bitsandbytes weights are placed on load and cannot be moved
+        for name, component in pipe.components.items():
+            if isinstance(component, torch.nn.Module) and name != "transformer":
+                component.to(device)
+        return pipe
     return pipe.to(device)

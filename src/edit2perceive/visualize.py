@@ -4,13 +4,18 @@ Colour maps for depth and normals reuse diffusers' ``MarigoldImageProcessor``.
 Inputs are single predictions (no batch axis) in the pipeline's ranges:
 depth ``H x W`` in [0, 1], normals ``H x W x 3`` unit vectors, alpha ``H x W`` in [0, 1].
 
-``write_outputs`` writes every file of one image atomically: all files appear, or (on
-any error) none do.
+``write_outputs`` writes every file of one image, all or nothing on an error (flat names
+``{stem}_{suffix}``). ``write_prediction_set`` writes one input's files as a folder that
+appears by one rename, so that even a kill (SIGKILL, power loss) leaves either the whole
+set or nothing under the final name; ``clean_stale_partials`` removes what a killed run
+left in its staging folders.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -120,3 +125,98 @@ def write_outputs(outputs: dict[str, object], output_dir: str | os.PathLike, ste
         for path, target in zip(staged, final):
             os.replace(path, target)
     return final
+
+
+#: staging folders of :func:`write_prediction_set`, directly inside the output folder:
+#: ``.e2p-partial-<pid>-<token>`` (being written) and ``.e2p-replaced-<pid>-<token>`` (old set)
+STAGING_PREFIXES = (".e2p-partial-", ".e2p-replaced-")
+
+
+def _save(value, path: Path) -> None:
+    if isinstance(value, np.ndarray):
+        np.save(path, value, allow_pickle=False)
+    else:
+        value.save(path)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_prediction_set(outputs: dict[str, object], output_dir: str | os.PathLike, name: str) -> Path:
+    """Write ``outputs`` (``{file name: PIL image or numpy array}``) as the folder
+    ``output_dir / name`` (``name`` may hold ``/``), crash-safely.
+
+    The files are written and synced in a staging folder inside ``output_dir``; the folder
+    then appears under its final name by a single rename. If the folder already exists, its
+    files that this set does not write (e.g. another task's) are kept (hard links) and the
+    old folder is moved aside before the rename, so the final name shows either the old or
+    the new complete set, or (after a kill between the two renames) nothing.
+    """
+    output_dir = Path(output_dir)
+    target = output_dir / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tag = f"{os.getpid()}-{secrets.token_hex(4)}"
+    staging = output_dir / f"{STAGING_PREFIXES[0]}{tag}"
+    staging.mkdir()
+    old = None
+    try:
+        for file_name, value in outputs.items():
+            try:
+                _save(value, staging / file_name)
+                _fsync(staging / file_name)
+            except OSError as err:  # e.g. disk full: say which file of which set
+                raise OSError(err.errno, f"cannot write {target / file_name}: {err.strerror or err}") from err
+        if target.is_dir():
+            for kept in target.iterdir():
+                if kept.is_file() and not (staging / kept.name).exists():
+                    try:
+                        os.link(kept, staging / kept.name)
+                    except OSError:  # file system without hard links
+                        shutil.copy2(kept, staging / kept.name)
+            old = output_dir / f"{STAGING_PREFIXES[1]}{tag}"
+            os.replace(target, old)
+        os.replace(staging, target)
+    except BaseException:
+        if old is not None and old.exists() and not target.exists():
+            os.replace(old, target)  # put the previous set back
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_partials(output_dir: str | os.PathLike) -> list[Path]:
+    """Remove staging folders of :func:`write_prediction_set` whose process is gone (a killed
+    run); returns what was removed. Staging folders of running processes are left alone."""
+    output_dir = Path(output_dir)
+    removed = []
+    if not output_dir.is_dir():
+        return removed
+    for entry in output_dir.iterdir():
+        prefix = next((p for p in STAGING_PREFIXES if entry.name.startswith(p)), None)
+        if prefix is None or not entry.is_dir():
+            continue
+        pid = entry.name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and _alive(int(pid)):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed

@@ -89,7 +89,7 @@ def test_model_path_uses_pipeline_contract(tmp_path, monkeypatch, capsys):
         task = type("T", (), {"name": "matting"})()
 
         @classmethod
-        def from_pretrained(cls, model, torch_dtype=None):
+        def from_pretrained(cls, model, torch_dtype=None, **kwargs):
             calls.append(("load", model))
             return cls()
 

@@ -15,6 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ._model_args import add_model_arguments, model_options
+
 DATASET_CHOICES = ("nyuv2", "kitti", "eth3d", "scannet", "diode", "ibims", "aim500", "p3m500np", "am2k")
 
 
@@ -48,6 +50,7 @@ def register(subparsers) -> None:
     g.add_argument("--processing-resolution", type=int, default=None,
                    help="--model: longest side seen by the model (default: the model's, 768; 0 = native)")
     p.add_argument("--device", default=None, help="--model: torch device (default: cuda if available, else cpu)")
+    add_model_arguments(p, src)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
 
@@ -69,7 +72,7 @@ def run(args) -> int:
             predictor = SavedPredictions(args.predictions, depth_encoding=args.depth_encoding)
         else:
             predictor = PipelinePredictor(args.model, args.task, device=args.device,
-                                          processing_resolution=args.processing_resolution)
+                                          processing_resolution=args.processing_resolution, **model_options(args))
     except (ValueError, FileNotFoundError) as err:
         print(f"e2p evaluate: {err}", file=sys.stderr)
         return 2

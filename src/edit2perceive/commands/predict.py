@@ -1,18 +1,42 @@
-"""``e2p predict``: run a trained model on image files and write usable outputs.
+"""``e2p predict``: run a trained model on image files or folders and write usable outputs.
 
-For every image ``NAME.ext`` it writes, into ``--output-dir``:
-depth ``NAME_depth.png`` (Spectral colour map), ``NAME_depth_16bit.png``, ``NAME_depth.npy``;
-normal ``NAME_normal.png``, ``NAME_normal.npy``; matting ``NAME_alpha.png`` (8-bit),
-``NAME_cutout.png`` (RGBA), ``NAME_alpha.npy``; and ``NAME_panel.png`` (input | prediction).
-An image that fails leaves no file behind; the others continue, and the command exits
-with status 1 and a summary of the failures.
+Inputs are image files and folders (searched recursively for files whose extension PIL can
+read; hidden files and the output folder are left out). Every input gets its own output
+folder named like the input file, at its path relative to the inputs' common folder, so
+equal file names in different folders (or with different extensions) never share one:
+
+    e2p predict photos/ --output-dir out/   # photos/a/x.jpg -> out/a/x.jpg/depth.png ...
+
+Files per input folder: depth ``depth.png`` (Spectral colour map), ``depth_16bit.png``,
+``depth.npy``; normal ``normal.png``, ``normal.npy``; matting ``alpha.png`` (8-bit),
+``cutout.png`` (RGBA), ``alpha.npy``; and ``<task>_panel.png`` (input | prediction). Other
+tasks' files in an existing folder are kept.
+
+Each folder appears complete or not at all (written aside, then one rename), even if the
+run is killed; ``--skip-existing`` resumes an interrupted run by skipping inputs whose
+files for this task are all there. An input that fails (unreadable, too large, a point
+outside it, a non-finite prediction, out of memory) is reported with its file name and
+leaves nothing; the others continue, and the command exits with status 1 and a summary.
+Arguments that would fail for every image are refused before the model loads.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import re
 import sys
 from pathlib import Path
+
+from ._model_args import add_model_arguments, model_options
+
+#: files each task writes into an input's folder (see edit2perceive.visualize.render_outputs)
+TASK_FILES = {
+    "depth": ("depth.png", "depth_16bit.png", "depth.npy", "depth_panel.png"),
+    "normal": ("normal.png", "normal.npy", "normal_panel.png"),
+    "matting": ("alpha.png", "cutout.png", "alpha.npy", "matting_panel.png"),
+}
 
 
 def parse_point(text: str) -> tuple[float, float]:
@@ -20,68 +44,206 @@ def parse_point(text: str) -> tuple[float, float]:
         x, y = (float(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"point {text!r} is not 'x,y' (pixel column,row)") from None
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise argparse.ArgumentTypeError(f"point {text!r}: coordinates must be finite numbers")
     return x, y
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("predict", help="predict depth / normals / alpha for image files",
+    p = subparsers.add_parser("predict", help="predict depth / normals / alpha for image files and folders",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any PIL format)")
+    # "-5,10" is a point, not an option (argparse only knows plain negative numbers)
+    p._negative_number_matcher = re.compile(r"^-\d+$|^-\d*\.\d+$|^-[\d.]*,[-+\d.eE]*$")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files (any PIL format) and folders")
     p.add_argument("--task", required=True, choices=["depth", "normal", "matting"],
                    help="task; must match the model's task")
-    p.add_argument("--model", required=True, help="saved pipeline folder or Hugging Face Hub id")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="saved pipeline folder or Hugging Face Hub id")
     p.add_argument("--output-dir", required=True, type=Path, help="folder for the outputs (created)")
     p.add_argument("--points", nargs="+", type=parse_point, default=None, metavar="X,Y",
                    help="matting: foreground points in pixel coordinates, used for every image")
-    p.add_argument("--steps", type=int, default=1, help="Euler steps (1 = single-step, the default)")
+    p.add_argument("--steps", type=int, default=1, help="Euler steps, 1..1000 (1 = single-step, the default)")
     p.add_argument("--processing-resolution", type=int, default=None,
-                   help="longest side seen by the model (default: the model's, 768; 0 = native)")
+                   help="longest side seen by the model, 0..8192 (default: the model's, 768; 0 = native)")
+    p.add_argument("--batch-size", type=int, default=1, help="images per forward pass (default 1)")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="skip inputs whose output files for this task exist (resume an interrupted run)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    add_model_arguments(p, source)
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    import numpy as np
+# -- inputs -----------------------------------------------------------------------------
+def image_extensions() -> frozenset[str]:
+    """Lower-case file extensions PIL can open (with the dot)."""
     import PIL.Image
-    from tqdm.auto import tqdm
 
-    from edit2perceive.images import open_image, pil_to_unit_rgb
-    from edit2perceive.visualize import render_outputs, write_outputs
+    PIL.Image.init()
+    return frozenset(ext.lower() for ext, fmt in PIL.Image.registered_extensions().items() if fmt in PIL.Image.OPEN)
+
+
+def list_inputs(paths, exclude=None) -> list[tuple[Path, str]]:
+    """Input arguments -> sorted ``(image file, output name)`` pairs.
+
+    Folders are searched recursively for image files (by extension; hidden entries and the
+    folder ``exclude``, e.g. the output folder, are skipped); files are taken as given. The
+    output name is the file's path relative to the common folder of all inputs (POSIX
+    separators), so two inputs never share one. ``ValueError`` for a path that does not exist
+    or a folder without images.
+    """
+    extensions = image_extensions()
+    excluded = Path(exclude).resolve() if exclude is not None else None
+    files: dict[Path, Path] = {}  # resolved -> as found (absolute)
+    bases = []
+    for arg in paths:
+        path = Path(os.path.abspath(arg))
+        if path.is_dir():
+            bases.append(path)
+            found = 0
+            for root, dirs, names in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith(".")
+                                 and (excluded is None or Path(root, d).resolve() != excluded))
+                for n in sorted(names):
+                    if not n.startswith(".") and os.path.splitext(n)[1].lower() in extensions:
+                        files.setdefault(Path(root, n).resolve(), Path(root, n))
+                        found += 1
+            if not found:
+                raise ValueError(f"{arg}: folder holds no image files ({', '.join(sorted(extensions)[:6])}, ...)")
+        elif path.is_file():
+            bases.append(path.parent)
+            files.setdefault(path.resolve(), path)
+        else:
+            raise ValueError(f"{arg}: no such file or folder")
+    if not files:
+        return []
+    base = Path(os.path.commonpath([str(b) for b in bases]))
+    pairs = [(p, p.relative_to(base).as_posix()) for p in files.values()]
+    return sorted(pairs, key=lambda pair: pair[1])
+
+
+# -- one set of outputs ---------------------------------------------------------------------
+def prediction_files(task: str, rgb, prediction, points=None) -> dict:
+    """The files of one input's folder: ``{file name: PIL image or numpy array}``."""
+    from edit2perceive.visualize import render_outputs
+
+    files = render_outputs(task, rgb, prediction, points=points)
+    files[f"{task}_panel.png"] = files.pop("panel.png")  # one folder holds every task's files
+    return files
+
+
+def _is_done(output_dir: Path, name: str, task: str) -> bool:
+    folder = output_dir / name
+    return all((folder / f).is_file() for f in TASK_FILES[task])
+
+
+def check_arguments(args) -> str | None:
+    """The reason the arguments would fail for every image, or ``None``."""
+    from edit2perceive.pipeline import MAX_INFERENCE_STEPS, MAX_PROCESSING_RESOLUTION
 
     if args.task == "matting" and not args.points:
-        print("e2p predict: the matting task needs --points X,Y [X,Y ...]", file=sys.stderr)
-        return 2
+        return "the matting task needs --points X,Y [X,Y ...]"
     if args.task != "matting" and args.points:
-        print(f"e2p predict: --points is only used by the matting task, not {args.task!r}", file=sys.stderr)
+        return f"--points is only used by the matting task, not {args.task!r}"
+    if not 1 <= args.steps <= MAX_INFERENCE_STEPS:
+        return f"--steps must be within 1..{MAX_INFERENCE_STEPS}, got {args.steps}"
+    res = args.processing_resolution
+    if res is not None and not 0 <= res <= MAX_PROCESSING_RESOLUTION:
+        return f"--processing-resolution must be within 0..{MAX_PROCESSING_RESOLUTION} (0 = native), got {res}"
+    if args.batch_size < 1:
+        return f"--batch-size must be >= 1, got {args.batch_size}"
+    if args.output_dir.exists() and not args.output_dir.is_dir():
+        return f"--output-dir {args.output_dir} exists and is not a folder"
+    return None
+
+
+def _load_rgb(path: Path):
+    import numpy as np
+    import PIL.Image
+
+    from edit2perceive.images import open_image, pil_to_unit_rgb
+
+    # upright (EXIF), greyscale / RGBA / 16-bit files become 8-bit RGB (see edit2perceive.images)
+    return PIL.Image.fromarray(np.round(pil_to_unit_rgb(open_image(path), str(path)) * 255).astype(np.uint8))
+
+
+def _message(err: BaseException) -> str:
+    text = str(err) or type(err).__name__
+    if "out of memory" in text.lower() or type(err).__name__ == "OutOfMemoryError":
+        return f"out of memory ({text.splitlines()[0]}); try a smaller --processing-resolution or --batch-size"
+    return text if isinstance(err, (ValueError, OSError)) else f"{type(err).__name__}: {text}"
+
+
+def run(args) -> int:
+    from tqdm.auto import tqdm
+
+    from edit2perceive.visualize import clean_stale_partials, write_prediction_set
+
+    problem = check_arguments(args)
+    if problem is None:
+        try:
+            inputs = list_inputs(args.inputs, exclude=args.output_dir)
+        except ValueError as err:
+            problem = str(err)
+    if problem is not None:
+        print(f"e2p predict: {problem}", file=sys.stderr)
         return 2
+    todo = [(p, n) for p, n in inputs if not (args.skip_existing and _is_done(args.output_dir, n, args.task))]
+    skipped = len(inputs) - len(todo)
+    if not todo:
+        print(f"e2p predict: all {len(inputs)} inputs already have {args.task} outputs in {args.output_dir}",
+              file=sys.stderr)
+        return 0
     from edit2perceive.pipeline import load_pipeline
 
     try:
-        pipe = load_pipeline(args.model, task=args.task, device=args.device)
-    except (ValueError, OSError) as err:
+        pipe = load_pipeline(args.model, task=args.task, device=args.device, **model_options(args))
+    except (ValueError, OSError, RuntimeError) as err:
         print(f"e2p predict: cannot use model: {err}", file=sys.stderr)
         return 2
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    for stale in clean_stale_partials(args.output_dir):
+        print(f"e2p predict: removed {stale.name}, left by an interrupted run", file=sys.stderr)
 
     failures: list[tuple[str, str]] = []
     written = 0
-    stems: dict[str, int] = {}
-    for path in tqdm(args.images, desc="predict", unit="image"):
-        stem = Path(path).stem
-        stems[stem] = stems.get(stem, 0) + 1
-        if stems[stem] > 1:  # same file name from another folder: keep both
-            stem = f"{stem}-{stems[stem]}"
+    points = list(args.points) if args.points else None
+
+    def predict(rgbs):
+        out = pipe(rgbs, points=[points] * len(rgbs) if points else None, num_inference_steps=args.steps,
+                   processing_resolution=args.processing_resolution, batch_size=args.batch_size,
+                   show_progress_bar=False)
+        return list(out.prediction)
+
+    bar = tqdm(total=len(todo), desc="predict", unit="image")
+    for start in range(0, len(todo), args.batch_size):
+        batch = []
+        for path, name in todo[start:start + args.batch_size]:
+            try:
+                batch.append((path, name, _load_rgb(path)))
+            except Exception as err:  # noqa: BLE001 - any per-image failure is reported, the run goes on
+                failures.append((str(path), _message(err)))
+                bar.update()
+        if not batch:
+            continue
         try:
-            # greyscale, RGBA and 16-bit files become 8-bit RGB (see edit2perceive.images)
-            rgb = PIL.Image.fromarray(np.round(pil_to_unit_rgb(open_image(path), str(path)) * 255).astype(np.uint8))
-            points = [list(args.points)] if args.points else None
-            out = pipe(rgb, points=points, num_inference_steps=args.steps,
-                       processing_resolution=args.processing_resolution, show_progress_bar=False)
-            outputs = render_outputs(args.task, rgb, out.prediction[0], points=args.points)
-            write_outputs(outputs, args.output_dir, stem)
-            written += 1
-        except (ValueError, OSError, TypeError) as err:
-            failures.append((str(path), str(err)))
-    print(f"e2p predict: {written} of {len(args.images)} images written to {args.output_dir}", file=sys.stderr)
+            predictions = predict([rgb for _, _, rgb in batch])
+        except Exception as err:  # noqa: BLE001
+            if len(batch) == 1:
+                failures.append((str(batch[0][0]), _message(err)))
+                bar.update()
+                continue
+            predictions = [None] * len(batch)  # find which image fails: predict them one at a time
+        for k, (path, name, rgb) in enumerate(batch):
+            try:
+                pred = predictions[k] if predictions[k] is not None else predict([rgb])[0]
+                write_prediction_set(prediction_files(args.task, rgb, pred, points=points), args.output_dir, name)
+                written += 1
+            except Exception as err:  # noqa: BLE001
+                failures.append((str(path), _message(err)))
+            bar.update()
+    bar.close()
+    extra = f", {skipped} skipped (outputs exist)" if skipped else ""
+    print(f"e2p predict: {written} of {len(inputs)} images written to {args.output_dir}{extra}", file=sys.stderr)
     for path, why in failures:
         print(f"  FAILED {path}: {why}", file=sys.stderr)
     return 1 if failures else 0

@@ -13,20 +13,25 @@ from pathlib import Path
 
 
 def _training_info(folder: Path) -> dict:
-    """Training settings recorded next to a model (training_args.bin), if any."""
-    path = folder / "training_args.bin"
+    """Training settings recorded next to a model (``training_args.json``, written by the
+    trainer), if any. ``training_args.bin`` is never read: unpickling a file from a model
+    folder could run arbitrary code."""
+    path = folder / "training_args.json"
     if not path.is_file():
         return {}
-    import torch
-
-    args = torch.load(path, weights_only=False)
+    try:
+        args = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(args, dict):
+        raise ValueError(f"{path}: expected a JSON object of training settings")
     keys = ("task", "resolution", "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps",
             "max_steps", "optim", "sigma_sampling", "multires_noise", "pixel_loss", "use_lora", "bf16", "seed")
-    return {k: getattr(args, k) for k in keys if hasattr(args, k)}
+    return {k: args[k] for k in keys if k in args}
 
 
 def _card(args, model_dir: Path):
-    from edit2perceive.hub import load_summaries, model_card
+    from edit2perceive.hub import BASE_MODEL, load_summaries, model_card
 
     index = json.loads((model_dir / "model_index.json").read_text())
     task = index["task"]["name"]
@@ -34,7 +39,26 @@ def _card(args, model_dir: Path):
     wrong = [s["task"] for s in summaries if s["task"] != task]
     if wrong:
         raise ValueError(f"summaries for task {wrong[0]!r} cannot go on a {task!r} model card")
+    converted = _reference_release(model_dir)
+    if converted is not None:  # a converted release keeps the authors' credit and its conventions
+        from edit2perceive.reference.export import reference_card
+
+        return reference_card(task, source=converted["source"].split("/")[-1], fmt=converted["format"],
+                              config=index, base_model=converted.get("base_model") or BASE_MODEL,
+                              repo_id=args.repo_id, summaries=summaries)
     return model_card(task, repo_id=args.repo_id, summaries=summaries, training=_training_info(model_dir))
+
+
+def _reference_release(model_dir: Path) -> dict | None:
+    """The ``edit2perceive_reference`` card metadata of an ``e2p convert`` folder, if any."""
+    readme = model_dir / "README.md"
+    if not readme.is_file():
+        return None
+    from huggingface_hub import ModelCard
+
+    data = ModelCard.load(readme).data.to_dict()
+    info = data.get("edit2perceive_reference")
+    return None if info is None else {**info, "base_model": data.get("base_model")}
 
 
 def register(subparsers) -> None:

@@ -28,7 +28,8 @@ READERS = {
     "coco_matting": CocoMattingReader,
 }
 
-_STREAMING = {"MIXTURES", "source_dataset", "converted_dataset", "task_mixture", "split_by_node"}
+_STREAMING = {"MIXTURES", "source_dataset", "converted_dataset", "task_mixture", "split_by_node", "ConvertedRows",
+              "BadRows", "TooMuchBadData"}
 
 
 def __getattr__(name):

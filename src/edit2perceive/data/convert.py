@@ -9,14 +9,19 @@ Output layout (loadable with ``load_dataset(out_dir, streaming=True)``)::
 Each shard holds the records ``[i * shard_size, (i + 1) * shard_size)`` of the reader's sorted
 record list, encoded with :func:`records.encode_shard_row`. A shard is written to a temporary
 file and renamed when complete, then recorded in the manifest, so an interrupted run resumes at
-the first unfinished shard. At the end every shard's row count is read back from the Parquet
-footer and checked against the manifest (rows + skipped bad samples = records).
+the first unfinished shard. On resume every finished shard is read back in full (footer row
+count and all pages); a missing, truncated or damaged one is rebuilt. A source file that
+cannot be read (including a decompression bomb, refused by PIL) is skipped and counted like
+any bad sample; an unreadable manifest is reported and the conversion starts over. At the
+end every shard's row count is read back from the Parquet footer and checked against the
+manifest (rows + skipped bad samples = records).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -38,6 +43,43 @@ def _parquet_rows(path: Path) -> int:
     import pyarrow.parquet as pq
 
     return pq.ParquetFile(path).metadata.num_rows
+
+
+def _shard_intact(path: Path, rows: int) -> bool:
+    """The shard reads in full (footer and every page) and holds ``rows`` rows."""
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        return False
+    try:
+        return pq.ParquetFile(path).metadata.num_rows == rows and pq.read_table(path).num_rows == rows
+    except Exception:  # noqa: BLE001 - ArrowInvalid, OSError: truncated or damaged
+        return False
+
+
+def _read_manifest(path: Path, plan: dict) -> dict:
+    if not path.is_file():
+        return {**plan, "shards": {}}
+    try:
+        manifest = json.loads(path.read_text())
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("shards"), dict):
+            raise ValueError("not a conversion manifest")
+    except (ValueError, UnicodeDecodeError) as err:
+        warnings.warn(f"{path}: unreadable manifest ({err}); converting every shard again", stacklevel=3)
+        return {**plan, "shards": {}}
+    return manifest
+
+
+def _examples(reader, chunk: list):
+    """The chunk's examples; a record whose files PIL refuses as a decompression bomb is
+    skipped and counted like any bad sample (readers skip the other bad-file errors)."""
+    import PIL.Image
+
+    for record in chunk:
+        try:
+            yield from reader.iter_records([record])
+        except PIL.Image.DecompressionBombError as err:
+            reader.bad.handle(reader.name, record.get("file", record["id"]), err)
 
 
 def _card(source: str, split: str) -> str:
@@ -66,7 +108,7 @@ def convert(reader, out_dir, *, split: str = "train", shard_size: int = 500, dep
     plan = {"source": reader.name, "split": split, "num_records": len(records), "shard_size": shard_size,
             "num_shards": total, "first_id": records[0]["id"] if records else None}
     manifest_path = out_dir / MANIFEST
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {**plan, "shards": {}}
+    manifest = _read_manifest(manifest_path, plan)
     mismatch = {k: (manifest.get(k), v) for k, v in plan.items() if manifest.get(k) != v}
     if mismatch:
         raise ConversionError(f"{manifest_path} was written for a different conversion {mismatch} (manifest vs now); "
@@ -78,11 +120,13 @@ def convert(reader, out_dir, *, split: str = "train", shard_size: int = 500, dep
         name = _shard_name(split, index, total)
         path = out_dir / "data" / name
         entry = done.get(str(index))
-        if entry and path.is_file() and _parquet_rows(path) == entry["rows"]:
+        if entry and _shard_intact(path, entry["rows"]):
             bar.update(len(chunk))
             continue
+        if entry:
+            warnings.warn(f"{path}: missing, truncated or damaged; rebuilding it", stacklevel=2)
         rows, skipped_before = [], reader.bad.num_skipped
-        for example in reader.iter_records(chunk):
+        for example in _examples(reader, chunk):
             rows.append(encode_shard_row(example, depth_scale))
             bar.update(1)
         skipped = reader.bad.num_skipped - skipped_before

@@ -9,16 +9,121 @@
 - Resuming: ``ds.state_dict()`` / ``ds.load_state_dict(state)`` (exact without a shuffle buffer;
   with one, datasets refills the buffer, so resumption is at the right shard positions but the
   buffered examples are redrawn).
+- Bad converted data (:class:`BadRows`): a shard whose Parquet footer cannot be read (truncated,
+  "magic bytes not found") is left out when the stream is built; a row whose images or arrays
+  cannot be decoded is skipped. Both are counted and named in a ``UserWarning``; more than
+  ``max_bad_fraction`` of rows (or of shards) bad stops with :class:`TooMuchBadData`. The same
+  holds for map-style access (:class:`ConvertedRows`). Counts are per process (per DataLoader
+  worker).
 """
 
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
-from datasets import IterableDataset, interleave_datasets, load_dataset
+from datasets import Features, IterableDataset, Value, interleave_datasets, load_dataset
+from datasets import Image as ImageFeature
 from datasets.distributed import split_dataset_by_node
 
-from .records import STREAM_FEATURES, decode_example, encode_stream_row
+from .records import SHARD_FEATURES, STREAM_FEATURES, decode_example, encode_stream_row
+
+#: default bound on the fraction of bad rows (and of bad shards) before a run stops
+MAX_BAD_FRACTION = 0.01
+#: errors of decoding one row that mean "this row is bad" (corrupt PNG / npy bytes, bad JSON)
+ROW_ERRORS = (OSError, ValueError, KeyError, TypeError, EOFError, SyntaxError)
+
+
+class TooMuchBadData(RuntimeError):
+    """More than the allowed fraction of rows or shards could not be read."""
+
+
+class BadRows:
+    """Skip, count and name bad rows; stop when more than ``max_bad_fraction`` are bad.
+
+    The fraction is taken over ``max(rows seen, min_rows)``, so a few bad rows at the very
+    start do not stop a run: with the defaults (1 %, 100) the second bad row among the first
+    100 stops it. ``skipped`` keeps ``(where, reason)`` pairs.
+    """
+
+    def __init__(self, max_bad_fraction: float = MAX_BAD_FRACTION, min_rows: int = 100):
+        if not 0 <= max_bad_fraction <= 1:
+            raise ValueError(f"max_bad_fraction must be within [0, 1], got {max_bad_fraction}")
+        self.max_bad_fraction, self.min_rows = max_bad_fraction, min_rows
+        self.seen = 0
+        self.skipped: list[tuple[str, str]] = []
+
+    def ok(self) -> None:
+        self.seen += 1
+
+    def skip(self, where: str, error: BaseException) -> None:
+        self.seen += 1
+        reason = f"{type(error).__name__}: {error}"
+        self.skipped.append((where, reason))
+        warnings.warn(f"skipping bad row {where} ({reason}); {len(self.skipped)} of {self.seen} rows bad so far",
+                      stacklevel=2)
+        if len(self.skipped) > self.max_bad_fraction * max(self.seen, self.min_rows):
+            raise TooMuchBadData(
+                f"{len(self.skipped)} of {self.seen} rows could not be decoded, more than max_bad_fraction="
+                f"{self.max_bad_fraction:g}; last: {where} ({reason}). Re-convert the source "
+                "(dataset_scripts/convert.py verifies and rebuilds damaged shards) or raise the limit")
+
+
+def readable_shards(files, max_bad_fraction: float = MAX_BAD_FRACTION) -> list[str]:
+    """The Parquet files whose footer reads; damaged ones are named in a warning and left out.
+    ``TooMuchBadData`` when more than ``max_bad_fraction`` of them (or all) are damaged."""
+    import pyarrow.parquet as pq
+
+    good, bad = [], []
+    for f in files:
+        try:
+            pq.ParquetFile(f).metadata  # noqa: B018 - reads and checks the footer
+        except Exception as err:  # noqa: BLE001 - ArrowInvalid, OSError: a damaged file
+            bad.append(f)
+            warnings.warn(f"skipping damaged shard {f} ({type(err).__name__}: {err})", stacklevel=2)
+        else:
+            good.append(str(f))
+    if bad and (not good or len(bad) > max_bad_fraction * len(files)):
+        raise TooMuchBadData(f"{len(bad)} of {len(files)} shards are damaged (first: {bad[0]}), more than "
+                             f"max_bad_fraction={max_bad_fraction:g}; re-convert the source")
+    return good
+
+
+def _shard_files(path, split: str) -> list[Path]:
+    files = sorted(Path(path, "data").glob(f"{split}-*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"{path}: no converted shards data/{split}-*.parquet "
+                                "(write them with dataset_scripts/convert.py)")
+    return files
+
+
+def _undecoded_images(ds):
+    """Image columns as raw bytes: a corrupt image then fails in our decoding, row by row."""
+    for name, feature in SHARD_FEATURES.items():
+        if isinstance(feature, ImageFeature) and name in ds.column_names:
+            ds = ds.cast_column(name, ImageFeature(decode=False))
+    return ds
+
+
+def _row_name(row: dict) -> str:
+    return f"{row.get('source') or '?'}/{row.get('id') or '?'}"
+
+
+def _checked_rows(ds: IterableDataset, bad: BadRows) -> IterableDataset:
+    """Shard rows -> stream rows; rows that cannot be decoded are skipped through ``bad``."""
+    features = Features({**STREAM_FEATURES, "_bad": Value("bool")})
+
+    def convert(row):
+        try:
+            out = encode_stream_row(decode_example(row))
+        except ROW_ERRORS as err:
+            bad.skip(_row_name(row), err)
+            return {**dict.fromkeys(STREAM_FEATURES), "_bad": True}
+        bad.ok()
+        return {**out, "_bad": False}
+
+    ds = ds.map(convert, remove_columns=list(ds.column_names), features=features)
+    return ds.filter(lambda row: not row["_bad"]).remove_columns("_bad")
 
 #: the paper's training mixtures (METHOD.md, section Data)
 MIXTURES = {
@@ -65,11 +170,43 @@ def source_dataset(reader, *, num_shards: int = 64, decode: bool = True) -> Iter
     return _decoded(ds) if decode else ds
 
 
-def converted_dataset(path, *, split: str = "train", decode: bool = True) -> IterableDataset:
-    """Parquet shards from ``dataset_scripts/convert.py`` (``load_dataset(path, streaming=True)``)
-    as a stream of example dicts (``decode=False``: raw shard rows)."""
-    ds = load_dataset(str(path), split=split, streaming=True)
+def converted_dataset(path, *, split: str = "train", decode: bool = True,
+                      max_bad_fraction: float = MAX_BAD_FRACTION) -> IterableDataset:
+    """Parquet shards from ``dataset_scripts/convert.py`` (read with ``load_dataset("parquet",
+    streaming=True)``) as a stream of example dicts (``decode=False``: encoded stream rows, for
+    mixing). Damaged shards and undecodable rows are skipped, counted and named (module doc)."""
+    files = readable_shards(_shard_files(path, split), max_bad_fraction)
+    ds = _undecoded_images(load_dataset("parquet", data_files={split: files}, split=split, streaming=True))
+    ds = _checked_rows(ds, BadRows(max_bad_fraction))
     return _decoded(ds) if decode else ds
+
+
+class ConvertedRows:
+    """Map-style access to converted shards (``load_dataset("parquet")``, Arrow-cached):
+    ``rows[i]`` is an example dict. A row that cannot be decoded is skipped, counted and
+    named through :class:`BadRows`, and the next readable row (cyclically) is returned in
+    its place, so a DataLoader sampler never sees a failure; ``bad`` holds the counts."""
+
+    def __init__(self, path, *, split: str = "train", max_bad_fraction: float = MAX_BAD_FRACTION):
+        files = readable_shards(_shard_files(path, split), max_bad_fraction)
+        self.rows = _undecoded_images(load_dataset("parquet", data_files={split: files}, split=split))
+        self.bad = BadRows(max_bad_fraction)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict:
+        n = len(self.rows)
+        for k in range(n):
+            row = self.rows[(int(index) + k) % n]
+            try:
+                example = decode_example(row)
+            except ROW_ERRORS as err:
+                self.bad.skip(_row_name(row), err)
+                continue
+            self.bad.ok()
+            return example
+        raise TooMuchBadData(f"no row of {n} could be decoded")
 
 
 def split_by_node(ds: IterableDataset, rank: int, world_size: int) -> IterableDataset:

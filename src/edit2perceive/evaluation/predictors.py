@@ -52,7 +52,13 @@ class SavedPredictions:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no saved prediction for sample {sample.sample_id!r} "
                                     "(expected <predictions>/<sample_id>.npy)")
-        return np.load(path)
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:  # truncated, object array (pickle), not .npy
+            raise ValueError(f"{path}: not a readable numeric .npy array ({err})") from None
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiub":
+            raise ValueError(f"{path}: expected a numeric array, got {getattr(arr, 'dtype', type(arr).__name__)}")
+        return arr
 
     def describe(self) -> dict:
         return {"kind": "saved_predictions", "folder": str(self.folder), "depth_encoding": self.depth_encoding}
@@ -61,8 +67,10 @@ class SavedPredictions:
 class PipelinePredictor:
     """An Edit2Perceive pipeline, loaded on first use."""
 
-    def __init__(self, model: str, task: str, *, device: str | None = None, processing_resolution: int | None = None):
+    def __init__(self, model: str | None, task: str, *, device: str | None = None,
+                 processing_resolution: int | None = None, **load_options):
         self.model = model
+        self.load_options = load_options  # base_model, reference_checkpoint, offload, quantize, vae_tiling
         self.task = task
         self.device = device
         self.processing_resolution = processing_resolution
@@ -73,7 +81,7 @@ class PipelinePredictor:
         if self._pipe is None:
             from edit2perceive.pipeline import load_pipeline
 
-            self._pipe = load_pipeline(self.model, task=self.task, device=self.device)
+            self._pipe = load_pipeline(self.model, task=self.task, device=self.device, **self.load_options)
         return self._pipe
 
     @property
@@ -89,7 +97,8 @@ class PipelinePredictor:
         return np.asarray(out.prediction[0])
 
     def describe(self) -> dict:
-        return {"kind": "pipeline", "model": self.model, "depth_encoding": self.depth_encoding,
+        return {"kind": "pipeline", "model": self.model or self.load_options.get("reference_checkpoint"),
+                "depth_encoding": self.depth_encoding,
                 "processing_resolution": self.processing_resolution or "model default"}
 
 

@@ -10,14 +10,25 @@ protocol's ``min_valid_pixels``: the Edit2Perceive protocol). A prediction of th
 dimensionality, a missing saved prediction or (with ``nonfinite="error"``) a NaN/inf
 prediction stops the run with an error naming the sample.
 
+A prediction whose shape is not a resize of the ground truth's at the same aspect ratio
+(e.g. transposed) is an error naming the sample; an empty (0-pixel) prediction too.
+
 With ``accelerator`` (``accelerate.Accelerator``) each process evaluates every
 ``num_processes``-th sample; accumulators are summed across processes and the rows
 gathered, and only the main process writes files.
+
+A run owns its output folder: files are written into a staging folder beside it and
+replace the folder only when the run succeeded, so a failed run leaves the previous
+results untouched and never mixes its files with them. A folder holding files other than
+the runner's own is refused.
 """
 
 from __future__ import annotations
 
 import datetime
+import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +55,41 @@ from .registry import get_reader
 from .report import RowWriter, write_summary
 
 METRIC_NAMES = {"depth": DEPTH_METRIC_NAMES, "normal": NORMAL_METRIC_NAMES, "matting": MATTING_METRIC_NAMES}
+#: the files a run writes into its output folder
+RUN_FILES = frozenset({"per_image.jsonl", "per_image.csv", "summary.json", "results.md"})
+#: how far a prediction's height may be off a same-aspect resize of the ground truth: 16 px
+#: (processing sizes are rounded to multiples of 16; KITTI's benchmark crop) or 5 %
+ASPECT_SLACK_PX, ASPECT_SLACK = 16, 0.05
+
+
+def _check_output_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a folder")
+    if out.is_dir():
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in RUN_FILES)
+        if foreign:
+            raise ValueError(f"{out}: holds files that e2p evaluate did not write ({', '.join(foreign[:3])}); "
+                             "choose a new or empty --output-dir")
+
+
+def _publish(staging: Path, out: Path) -> None:
+    """Replace ``out`` (absent, or a previous run's) by ``staging`` in two renames."""
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=".eval-old-", dir=out.parent))
+        os.replace(out, old / "run")
+    os.replace(staging, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _check_shape(pred: np.ndarray, target: np.ndarray, where: str) -> None:
+    (hp, wp), (hg, wg) = pred.shape[:2], target.shape[:2]
+    if min(hp, wp) == 0:
+        raise ValueError(f"{where}: the prediction is empty ({wp}x{hp} pixels)")
+    if (hp, wp) != (hg, wg) and abs(hp - hg * wp / wg) > max(ASPECT_SLACK_PX * max(1.0, wp / wg), ASPECT_SLACK * hp):
+        raise ValueError(f"{where}: the prediction is {wp}x{hp} (W x H) but the ground truth is {wg}x{hg}: not a "
+                         "resize at the same aspect ratio (transposed or from another image?)")
 
 
 @dataclass
@@ -113,8 +159,6 @@ def evaluate_benchmark(
         output_dir: write ``per_image.jsonl/.csv``, ``summary.json``, ``results.md`` here.
         method: name for the tables (default: from the predictor).
     """
-    from tqdm.auto import tqdm
-
     proto = protocol if isinstance(protocol, Protocol) else make_protocol(task, dataset, protocol, **(overrides or {}))
     predictor = as_predictor(predictor)
     if proto.processing_resolution is not None and getattr(predictor, "processing_resolution", 0) is None:
@@ -129,6 +173,28 @@ def evaluate_benchmark(
     if task == "matting":
         columns += ["points", "points_fallback"]
     out = Path(output_dir) if output_dir is not None else None
+    staging = None
+    if out is not None and is_main:
+        _check_output_dir(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    try:
+        result = _run(task, proto, reader, predictor, entries, alignment, acc, columns, staging, rank, world, is_main,
+                      accelerator, max_samples, split_file, method, data_dir, progress)
+    except BaseException:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if staging is not None:
+        _publish(staging, out)
+    return EvaluationResult(result.summary, result.rows, out)
+
+
+def _run(task, proto, reader, predictor, entries, alignment, acc, columns, out, rank, world, is_main, accelerator,
+         max_samples, split_file, method, data_dir, progress) -> EvaluationResult:
+    """The evaluation loop; files go to ``out`` (the staging folder) on the main process."""
+    from tqdm.auto import tqdm
+
     writer = RowWriter(out, columns) if out is not None and world == 1 else None
 
     rows: list[dict] = []
@@ -140,6 +206,8 @@ def evaluate_benchmark(
         if task == "matting":
             points, fallback = oracle_points(sample.target, proto.num_points, proto.point_threshold, proto.point_seed)
         pred = _prediction(predictor.predict(sample, points), task, sample.sample_id)
+        where = str(predictor.path_for(sample.sample_id)) if hasattr(predictor, "path_for") else sample.sample_id
+        _check_shape(pred, sample.target, f"sample {where}")
         try:
             metrics, status = _evaluate_sample(proto, sample, pred, alignment, acc)
         except ValueError as err:

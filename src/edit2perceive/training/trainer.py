@@ -52,6 +52,8 @@ from .precision import CompensatedBF16Optimizer
 COMPLETE_MARKER = "CHECKPOINT_COMPLETE"
 E2P_STATE_NAME = "e2p_trainer_state.json"
 LORA_DIR = "transformer_lora"
+#: training settings as JSON next to a saved model (read by ``e2p card`` / ``e2p push``; never unpickled)
+TRAINING_SETTINGS = "training_args.json"
 
 
 def latent_valid_mask(mask: torch.Tensor, factor: int = 8) -> torch.Tensor:
@@ -256,7 +258,9 @@ class Edit2PerceiveTrainer(Trainer):
             pipe.register_modules(transformer=transformer)
         else:
             pipe.save_pretrained(output_dir)
-        torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
+        torch.save(self.args, os.path.join(output_dir, "training_args.bin"))  # the Trainer's; never read back
+        with open(os.path.join(output_dir, TRAINING_SETTINGS), "w") as f:  # what e2p card / push read
+            f.write(self.args.to_json_string())
 
     def _save_checkpoint(self, model, trial) -> None:
         run_dir = self._get_output_dir(trial=trial)

@@ -1,0 +1,27 @@
+"""Command-line options shared by the commands that run a model (predict, evaluate)."""
+
+from __future__ import annotations
+
+from edit2perceive.base_model import DEFAULT_BASE_MODEL, QUANTIZE_MODES
+
+
+def add_model_arguments(parser, source_group) -> None:
+    """``--reference-checkpoint`` (into ``source_group``, next to ``--model``), ``--base-model``,
+    ``--offload``, ``--quantize``, ``--vae-tiling``."""
+    source_group.add_argument("--reference-checkpoint", default=None, metavar="FILE",
+                              help="a released reference checkpoint: local .safetensors or Hub file "
+                                   "Seq2Tri/Edit2Perceive/<task>[_lora].safetensors (full DiT or LoRA)")
+    g = parser.add_argument_group("running the 12B model")
+    g.add_argument("--base-model", default=DEFAULT_BASE_MODEL, metavar="DIR_OR_ID",
+                   help="FLUX.1 Kontext base (FluxKontextPipeline layout) providing what the model leaves out: "
+                        f"VAE, base transformer under a LoRA, text encoders without a prompt cache (default {DEFAULT_BASE_MODEL})")
+    g.add_argument("--offload", action="store_true", help="diffusers model CPU offload (one component on the GPU)")
+    g.add_argument("--quantize", choices=QUANTIZE_MODES, default=None,
+                   help="load the transformer quantized with bitsandbytes (CUDA)")
+    g.add_argument("--vae-tiling", action="store_true", help="tiled VAE encode/decode for large inputs")
+
+
+def model_options(args) -> dict:
+    """Keywords for :func:`edit2perceive.pipeline.load_pipeline`."""
+    return {"base_model": args.base_model, "reference_checkpoint": args.reference_checkpoint,
+            "offload": args.offload, "quantize": args.quantize, "vae_tiling": args.vae_tiling}

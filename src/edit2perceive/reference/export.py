@@ -1,0 +1,130 @@
+"""``e2p convert``: a released reference checkpoint -> our pipeline folder.
+
+The folder holds what is ours to share (like a trained model saved for the Hub):
+``transformer/`` (full checkpoint, sharded safetensors) or ``transformer_lora/`` (peft
+adapter), ``prompt_cache/`` (the task prompt encoded once by the base's text encoders),
+``model_index.json`` with the reference conventions in the config (VAE and text encoders
+``null``: filled from ``base_model`` at load time) and ``README.md``, a model card
+crediting the authors and recording the conventions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ..base_model import (
+    DEFAULT_BASE_MODEL,
+    TEXT_PARTS,
+    base_transformer_config,
+    hub_kwargs,
+    load_base_component,
+)
+from .convert import (
+    DEFAULT_MAX_SHARD_BYTES,
+    REFERENCE_REPO,
+    checkpoint_format,
+    convert_reference_lora,
+    resolve_checkpoint,
+    save_reference_lora,
+    save_reference_transformer,
+    transformer_plan,
+)
+from .loading import task_from_filename
+
+CREDIT = (
+    "Weights by the Edit2Perceive authors, released as `{file}` in "
+    "[{repo}](https://huggingface.co/{repo}) (code: https://github.com/showlab/Edit2Perceive), converted "
+    "exactly to diffusers' layout by `e2p convert` (renames and row splits of fused layers only)."
+)
+
+
+def conventions_markdown(config: dict) -> str:
+    """The card section recording the inference conventions in the pipeline config."""
+    rows = "\n".join(f"| `{k}` | `{config[k]}` |" for k in (
+        "point_map_position_index", "noise", "noise_seed", "single_step_final_sigma", "point_map", "point_map_sigma",
+        "resize_mode", "timestep_embedding", "default_processing_resolution", "guidance"))
+    return f"""
+## Inference conventions
+
+The released model was trained and evaluated with the reference code's conventions; this
+pipeline's config reproduces them (see the edit2perceive README, "Use the released models"):
+
+| config | value |
+|---|---|
+{rows}
+"""
+
+
+REFERENCE_TAG = "edit2perceive-reference-release"
+
+
+def reference_card(task: str, *, source: str, fmt: str, config, base_model: str = DEFAULT_BASE_MODEL,
+                   repo_id: str, summaries: list[dict] | None = None):
+    """The model card of a converted release: credit to the authors, the source file, the
+    conventions in ``config``; tagged ``edit2perceive-reference-release`` so ``e2p push`` /
+    ``e2p card`` keep it (with evaluation results added)."""
+    from ..hub import model_card
+
+    return model_card(
+        task, repo_id=repo_id, base_model=base_model, summaries=summaries,
+        description=(f"The Edit2Perceive authors' **{task}** model ({'LoRA' if fmt == 'lora' else 'full DiT'}), "
+                     "FLUX.1 Kontext fine-tuned to \"edit\" an image into a dense map in a single step.\n\n"
+                     + CREDIT.format(file=source, repo=REFERENCE_REPO)),
+        training={"source": f"{REFERENCE_REPO}/{source}", "format": fmt, "base model": base_model},
+        extra_sections=conventions_markdown(config), extra_tags=[REFERENCE_TAG],
+        extra_metadata={"edit2perceive_reference": {"source": f"{REFERENCE_REPO}/{source}", "format": fmt}})
+
+
+def convert_reference_checkpoint(checkpoint: str, output_dir: str | os.PathLike, *, task: str | None = None,
+                                 base_model: str = DEFAULT_BASE_MODEL, repo_id: str | None = None,
+                                 max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES, progress: bool = True,
+                                 text_encoder_dtype=None, **hub) -> Path:
+    """Write our pipeline folder for a released checkpoint (see the module docstring).
+
+    Everything is checked before anything is written; the folder appears only when complete.
+    The prompt is encoded with the base's text encoders in ``text_encoder_dtype`` (default
+    bf16, as the reference ran them; T5-XXL then needs 9.5 GB instead of 19 GB).
+    """
+    import torch
+
+    from .. import Edit2PerceivePipeline
+    from ..hub import _atomic_folder
+    from ..prompts import encode_prompt
+    from ..tasks import get_task
+    from . import REFERENCE_CONVENTIONS
+
+    hub = hub_kwargs(hub)
+    file = resolve_checkpoint(checkpoint, **hub)
+    task = task_from_filename(file, task)
+    fmt = checkpoint_format(file)
+    base_config = base_transformer_config(base_model, **hub)
+    if fmt == "full":
+        transformer_plan(file, base_config)  # validates every key and shape, reads no weights
+    else:
+        from diffusers import FluxTransformer2DModel
+
+        with torch.device("meta"):
+            meta = FluxTransformer2DModel.from_config(base_config)
+        convert_reference_lora(file, transformer=meta)  # validates against the base's layers
+    dtype = torch.bfloat16 if text_encoder_dtype is None else text_encoder_dtype
+    text = {name: load_base_component(base_model, name, torch_dtype=dtype, **hub) for name in TEXT_PARTS}
+    cache = encode_prompt(get_task(task).prompt, **text)
+    del text
+    pipe = Edit2PerceivePipeline(transformer=None, vae=None, prompt_cache=cache, task=task, **REFERENCE_CONVENTIONS)
+    card = reference_card(task, source=os.path.basename(file), fmt=fmt, config=pipe.config, base_model=base_model,
+                          repo_id=repo_id or f"{REFERENCE_REPO}-{task}")
+    with _atomic_folder(Path(output_dir)) as tmp:
+        pipe.save_pretrained(tmp)
+        if fmt == "full":
+            save_reference_transformer(file, tmp / "transformer", config=base_config,
+                                       max_shard_bytes=max_shard_bytes, progress=progress)
+            index_path = tmp / "model_index.json"
+            index = json.loads(index_path.read_text())
+            index["transformer"] = ["diffusers", "FluxTransformer2DModel"]
+            index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+        else:
+            save_reference_lora(file, tmp / "transformer_lora")
+        card.save(tmp / "README.md")
+    return Path(output_dir)
