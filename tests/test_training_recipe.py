@@ -117,6 +117,7 @@ def test_bare_command_picks_a_small_tiny_run_on_this_machine():
     assert "--bf16" not in extra and "without a GPU" in line
 
 
+@pytest.mark.slow
 def test_recipe_refuses_what_does_not_fit_and_names_what_would(kontext_folder):
     from edit2perceive.training import Edit2PerceiveTrainingArguments
     from edit2perceive.training.memory import GIB
