@@ -319,3 +319,25 @@ def test_pure_bf16_trains_checkpoints_in_bf16_and_resumes(tmp_path):
     resumed.train(resume_from_checkpoint=str(ckpt))
     for k, v in after.items():
         torch.testing.assert_close(v, c_res["transformer"].state_dict()[k], atol=0, rtol=0)
+
+
+def test_default_training_noise_at_sigma_one_is_the_inference_noise(tmp_path, monkeypatch):
+    """With the default multi-resolution noise, the sigma = 1 input is exactly the fixed base noise
+    that single-step inference feeds the DiT; Marigold's 'sigma' annealing is not."""
+    from edit2perceive import flow, modeling
+
+    seen = []
+
+    def capture(model, x, sigma, *args, **kwargs):
+        seen.append(x.detach().clone())
+        return torch.zeros_like(x, requires_grad=True)
+
+    monkeypatch.setattr(modeling, "predict_velocity", capture)
+    for anneal in ("sigma_below_one", "sigma"):
+        overrides = {} if anneal == "sigma_below_one" else {"multires_anneal": anneal}
+        trainer, _ = make_trainer(tmp_path / anneal, sigma_sampling="one", pixel_loss=False, **overrides)
+        assert trainer.args.multires_noise and trainer.args.multires_anneal == anneal
+        trainer.compute_loss(trainer.model, trainer.data_collator(make_data(2)))
+    base = flow.base_noise(seen[0].shape[1:], seed=trainer.args.noise_seed, batch_size=2)
+    assert torch.equal(seen[0], base)
+    assert not torch.allclose(seen[1], base)

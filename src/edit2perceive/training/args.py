@@ -126,8 +126,11 @@ class Edit2PerceiveTrainingArguments(TrainingArguments):
     multires_strength: float = field(default=0.9, metadata={"help": "Multi-resolution noise strength (Marigold: 0.9)."})
     multires_levels: int = field(default=10, metadata={"help": "Maximum pyramid levels of multi-resolution noise."})
     multires_anneal: str = field(
-        default="sigma",
-        metadata={"help": f"Annealing of the multi-resolution strength, one of {ANNEAL_MODES}."},
+        default="sigma_below_one",
+        metadata={"help": f"Annealing of the multi-resolution strength, one of {ANNEAL_MODES}. Default "
+                          "sigma_below_one: Marigold's 0.9 * sigma below sigma = 1 and none at sigma = 1, so the "
+                          "single-step model trains on exactly the noise inference feeds it; 'sigma' is Marigold's "
+                          "(and the reference's) annealing, strongest at sigma = 1 (docs/training.md: measured)."},
     )
     noise_seed: int = field(
         default=DEFAULT_NOISE_SEED,
