@@ -120,7 +120,8 @@ def sets_whole(out: Path, files=("depth.png", "depth_16bit.png", "depth.npy", "d
 def expect_failure(code, err, name, *words) -> tuple[bool, str]:
     line = next((ln for ln in err.splitlines() if "FAILED" in ln and name in ln), "")
     ok = code == 1 and line and all(w in line for w in words)
-    return bool(ok), (line.strip() or err.strip().splitlines()[-1:] or ["(no message)"])[0][:160]
+    fallback = (err.strip().splitlines() or ["(no message)"])[-1]
+    return bool(ok), (line.strip() or fallback)[:160]
 
 
 def expect_refused(code, err, *words) -> tuple[bool, str]:
@@ -587,7 +588,11 @@ def _shard_damaged():
 
     out, shards = _converted("shard", n=8)
     shards[1].write_bytes(shards[1].read_bytes()[:100])
-    ids, msgs = _stream_ids(converted_dataset(out, max_bad_fraction=0.5))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = converted_dataset(out, max_bad_fraction=0.5)
+    ids, msgs = _stream_ids(ds)
+    msgs += [str(w.message) for w in caught]
     return len(ids) == 6 and any(shards[1].name in m for m in msgs), next((m for m in msgs if "shard" in m), "")[:160]
 
 
@@ -698,6 +703,11 @@ def main(argv=None) -> int:
     parser.add_argument("--verbose", action="store_true", help="print each case's detail")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import datasets
+    import diffusers
+
+    datasets.disable_progress_bars()
+    diffusers.utils.logging.disable_progress_bar()
     areas = set(args.cases.split(",")) if args.cases else None
     with tempfile.TemporaryDirectory(prefix="e2p-faults-") as tmp:
         FX = Fixtures(Path(tmp))

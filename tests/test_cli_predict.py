@@ -260,3 +260,26 @@ def test_sigkill_leaves_whole_sets_or_nothing(model_dirs, tmp_path, kill_after):
     assert main(argv + ["--skip-existing"]) == 0  # resume: completes the sets, removes the staging folders
     assert len(_visible_files(out)) == 8
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_out_of_memory_on_one_image_is_reported_and_the_run_goes_on(model_dirs, tmp_path, capsys, monkeypatch):
+    import torch
+
+    from edit2perceive.pipeline import Edit2PerceivePipeline as Pipe
+
+    real = Pipe.predict_batch
+
+    def predict_batch(self, images, *args, **kwargs):  # the large image does not fit in memory
+        if images[0].shape[-1] > 40:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return real(self, images, *args, **kwargs)
+
+    monkeypatch.setattr(Pipe, "predict_batch", predict_batch)
+    small, large = _save_random(tmp_path / "small.png", 32, 32), _save_random(tmp_path / "large.png", 32, 64, seed=1)
+    out = tmp_path / "out"
+    assert main(["predict", "--task", "depth", "--model", str(model_dirs / "depth"), str(small), str(large),
+                 "--output-dir", str(out), "--processing-resolution", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "1 of 2 images written" in err
+    assert "FAILED" in err and "large.png: out of memory (CUDA out of memory" in err and "--processing-resolution" in err
+    assert [p.parent.name for p in _depth_files(out)] == ["small.png"]

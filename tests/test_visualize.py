@@ -77,3 +77,12 @@ def test_write_prediction_set_replaces_atomically_keeps_other_files_and_names_th
         visualize.write_prediction_set(outputs, tmp_path, "a/b.png")
     assert np.load(folder / "depth.npy")[0, 0] == 0.75  # the previous set is untouched
     assert [p.name for p in tmp_path.iterdir()] == ["a"]  # no staging folder left
+
+
+def test_depth_color_lookup_matches_diffusers_colour_map():
+    from diffusers.pipelines.marigold.marigold_image_processing import MarigoldImageProcessor
+
+    depth = np.random.default_rng(0).random((60, 80)).astype(np.float32)
+    direct = np.asarray(MarigoldImageProcessor.visualize_depth([depth], color_map="Spectral")[0]).astype(int)
+    looked_up = np.asarray(visualize.depth_to_color(depth)).astype(int)
+    assert np.abs(direct - looked_up).max() <= 1 and (direct != looked_up).mean() < 0.01  # 16-bit levels

@@ -81,7 +81,8 @@ def open_image(path: str | os.PathLike, max_pixels: int | None = None) -> PIL.Im
     except FileNotFoundError:
         raise ValueError(f"{name}: no such file") from None
     except PIL.Image.DecompressionBombError as err:
-        raise ValueError(f"{name}: refused as a decompression bomb ({err})") from err
+        raise ValueError(f"{name}: refused by PIL as a decompression bomb, over the limit of {limit:,} pixels "
+                         f"({err})") from err
     except (PIL.UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(f"{name}: not a readable image ({err})") from err
 

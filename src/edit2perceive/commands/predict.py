@@ -163,7 +163,10 @@ def _load_rgb(path: Path):
     from edit2perceive.images import open_image, pil_to_unit_rgb
 
     # upright (EXIF), greyscale / RGBA / 16-bit files become 8-bit RGB (see edit2perceive.images)
-    return PIL.Image.fromarray(np.round(pil_to_unit_rgb(open_image(path), str(path)) * 255).astype(np.uint8))
+    img = open_image(path)
+    if img.mode == "RGB":  # already 8-bit RGB: no float copies of a large photo
+        return img
+    return PIL.Image.fromarray(np.round(pil_to_unit_rgb(img, str(path)) * 255).astype(np.uint8))
 
 
 def _message(err: BaseException) -> str:

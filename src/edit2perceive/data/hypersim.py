@@ -214,7 +214,7 @@ class HypersimReader(Reader):
             out["depth"] = depth
         if "normal" in self.targets:
             normal_file = rgb_path.with_name(f"normal_cam_{r['cam']}_fr{r['frame']}.npy")
-            normal = np.load(require(normal_file))
+            normal = np.load(require(normal_file), allow_pickle=False)
             if normal.shape != (h, w, 3):
                 raise BadSampleError(f"{normal_file}: shape {normal.shape} != {(h, w, 3)}")
             if not np.isfinite(normal).all():

@@ -88,7 +88,7 @@ class SintelReader(Reader):
             if "depth" in self.targets:
                 raise BadSampleError(f"{r['file']}: Marigold's Sintel layout has no depth")
             normal_file = require(r["file"][: -len("_img.png")] + "_normal.npy")
-            normal = np.load(normal_file)
+            normal = np.load(normal_file, allow_pickle=False)
             if normal.shape not in ((h, w, 3), (3, h, w)):
                 raise BadSampleError(f"{normal_file}: shape {normal.shape} does not match rgb {(h, w)}")
             normal = normal if normal.shape == (h, w, 3) else normal.transpose(1, 2, 0)

@@ -23,7 +23,7 @@ from .io import Entry, listed_paths, read_split_file, sample_id
 
 def load_npy(path, what: str) -> np.ndarray:
     try:
-        return np.load(path).squeeze()
+        return np.load(path, allow_pickle=False).squeeze()
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: DIODE {what} missing") from None
     except ValueError as err:

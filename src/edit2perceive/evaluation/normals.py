@@ -61,7 +61,7 @@ class NormalsReader(BenchmarkReader):
 
     def load(self, entry):
         self.require(entry.paths["rgb"], entry.paths["normal"])
-        normal = np.load(entry.paths["normal"]).astype(np.float32)
+        normal = np.load(entry.paths["normal"], allow_pickle=False).astype(np.float32)
         if normal.ndim == 3 and normal.shape[0] == 3 and normal.shape[-1] != 3:
             normal = np.transpose(normal, (1, 2, 0))
         if normal.ndim != 3 or normal.shape[-1] != 3:
