@@ -21,6 +21,7 @@ extras = {
     "io": ["trimesh>=4", "imageio>=2.30", "imageio-ffmpeg>=0.5"],
     "dev": ["pytest>=8", "pytest-timeout", "ruff", "pyyaml", "gradio>=5", "playwright>=1.40"],
 }
+extras["deepspeed"] = ["deepspeed>=0.15"]  # ZeRO-2/3 (examples/configs/deepspeed_zero*.yaml); builds as pure Python
 extras["all"] = sorted({req for reqs in extras.values() for req in reqs})
 
 setup(

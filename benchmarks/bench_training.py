@@ -53,7 +53,7 @@ def child(cfg: dict) -> dict:
         args = Edit2PerceiveTrainingArguments(
             output_dir=out, per_device_train_batch_size=batch, max_steps=steps + 1, learning_rate=1e-5, report_to=[],
             resolution=res, use_cpu=True, disable_tqdm=True, save_strategy="no", steps_per_epoch=1, lora_rank=16,
-            lora_alpha=16, logging_steps=10_000, **opts,
+            lora_alpha=16, logging_steps=10_000, effective_batch_size=0, **opts,
         )
         trainer = Edit2PerceiveTrainer(c["transformer"], args, vae=c["vae"], prompt_cache=cache, train_dataset=data)
         times: list[float] = []

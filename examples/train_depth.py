@@ -1,11 +1,13 @@
 """Train an Edit2Perceive depth model.
 
+    accelerate launch examples/train_depth.py     # no arguments: settings that fit this machine, said in line 1
     accelerate launch examples/train_depth.py --model tiny --output_dir out/depth --max_steps 300   # offline demo
     accelerate launch --config_file examples/configs/single_gpu.yaml examples/train_depth.py \
         --model black-forest-labs/FLUX.1-Kontext-dev --data DATA_DIR --output_dir out/depth --bf16 \
-        --per_device_train_batch_size 16 --learning_rate 3e-5 --max_steps 6000 --gradient_checkpointing
+        --gradient_checkpointing   # the paper's recipe: lr 3e-5, effective batch 16, 6000 steps (the defaults)
 
 All options: python examples/train_depth.py --help (Edit2PerceiveTrainingArguments + RecipeArguments).
+See docs/training.md.
 """
 
 import sys

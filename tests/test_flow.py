@@ -143,3 +143,55 @@ def test_multires_noise_modes_and_determinism():
         run(3, anneal="cosine")
     tiny = flow.multi_resolution_noise(torch.randn(1, 2, 2, 2), 1.0, generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(tiny).all()
+
+
+def test_reference_shifted_grid_against_the_formula():
+    """linspace(1, 0.003/1.002, N) shifted by 3s / (1 + 2s), then 0 (REFERENCE.md), by hand."""
+    sigma_min = 0.003 / 1.002
+    assert flow.shifted_sigma_grid(1).tolist() == [1.0, 0.0]
+    grid = flow.shifted_sigma_grid(3)
+    # N = 3: linspace gives 1, (1 + m) / 2, m with m = sigma_min
+    mid = (1 + sigma_min) / 2
+    expected = [1.0, 3 * mid / (1 + 2 * mid), 3 * sigma_min / (1 + 2 * sigma_min), 0.0]
+    assert grid.tolist() == pytest.approx(expected, abs=1e-15)
+    assert grid[2].item() == pytest.approx(0.009 / 1.008, rel=1e-12)  # 3m / (1 + 2m) with m = 0.003 / 1.002
+    for n in (2, 4, 10, 25):
+        g = flow.shifted_sigma_grid(n)
+        assert len(g) == n + 1 and g[0] == 1.0 and g[-1] == 0.0
+        assert bool((g[1:] < g[:-1]).all())
+        assert g[-2].item() == pytest.approx(3 * sigma_min / (1 + 2 * sigma_min))
+    # the shift pushes the grid towards noise: every inner point lies above the linear one
+    assert bool((flow.shifted_sigma_grid(4)[1:-1] > torch.linspace(1, sigma_min, 4, dtype=torch.float64)[1:]).all())
+    assert torch.equal(flow.inference_sigmas(4, "shifted"), flow.shifted_sigma_grid(4))
+    assert torch.equal(flow.inference_sigmas(4, "linear"), flow.sigma_grid(4))
+    with pytest.raises(ValueError, match="sigma schedule must be one of"):
+        flow.inference_sigmas(4, "cosine")
+    with pytest.raises(ValueError, match="positive integer"):
+        flow.shifted_sigma_grid(0)
+
+
+@pytest.mark.parametrize("num_steps", [1, 2, 4, 10, 25])
+def test_euler_on_the_shifted_grid_with_oracle_velocity(pair, num_steps):
+    z1, eps = pair
+
+    def oracle(x, sigma):
+        s = sigma.view(-1, 1, 1, 1)
+        return (x - (1 - s) * z1) / s - z1
+
+    out = flow.euler_sample(oracle, eps, flow.shifted_sigma_grid(num_steps))
+    assert torch.allclose(out, z1, atol=1e-10)
+
+
+def test_sigma_below_one_anneal_is_marigold_below_one_and_off_at_one():
+    base = flow.base_noise((4, 32, 32), seed=1, batch_size=3)
+    sigma = torch.tensor([1.0, 0.5, 0.5])
+
+    def run(anneal):
+        return flow.multi_resolution_noise(base, sigma, anneal=anneal, generator=torch.Generator().manual_seed(3))
+
+    below, marigold = run("sigma_below_one"), run("sigma")
+    assert torch.equal(below[0], base[0])  # sigma = 1: exactly the inference noise
+    assert not torch.equal(marigold[0], base[0])
+    torch.testing.assert_close(below[1:], marigold[1:])  # sigma < 1: Marigold's annealing, same draws
+    s = flow.multires_strength(torch.tensor([0.0, 0.5, 0.999, 1.0]), 0.9, "sigma_below_one")
+    assert s.tolist() == pytest.approx([0.0, 0.45, 0.9 * 0.999, 0.0])

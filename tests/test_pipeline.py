@@ -259,3 +259,30 @@ def test_incomplete_model_folders_name_what_is_missing(saved_depth, tmp_path):
     assert Edit2PerceivePipeline.from_pretrained(no_vae, vae=vae).vae is vae  # given: not needed on disk
     with pytest.raises(ValueError, match="not a saved pipeline folder"):
         Edit2PerceivePipeline.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("schedule", ["linear", "shifted"])
+def test_sigma_schedule_config_sets_the_multi_step_grid(tiny_components, tmp_path, monkeypatch, schedule):
+    """The DiT is queried exactly at the grid's sigmas (the reference's shifted grid or the linear one),
+    and the choice survives save / load."""
+    from edit2perceive import flow
+
+    pipe = Edit2PerceivePipeline(**tiny_components, task="depth", sigma_schedule=schedule)
+    pipe.save_pretrained(tmp_path / "p")
+    loaded = Edit2PerceivePipeline.from_pretrained(tmp_path / "p", **{k: tiny_components[k] for k in ("vae",)})
+    assert loaded.config.sigma_schedule == schedule
+    seen = []
+
+    def fake_velocity(transformer, x, sigma, *args, **kwargs):
+        seen.append(float(sigma[0]))
+        return torch.zeros_like(x)
+
+    monkeypatch.setattr(modeling, "predict_velocity", fake_velocity)
+    loaded.set_progress_bar_config(disable=True)
+    loaded(rgb_image(32, 32, seed=1), processing_resolution=0, num_inference_steps=4)
+    linspace = [1.0, (2 + 0.003 / 1.002) / 3, (1 + 2 * 0.003 / 1.002) / 3, 0.003 / 1.002]  # linspace(1, m, 4)
+    expected = [3 * s / (1 + 2 * s) for s in linspace] if schedule == "shifted" else [1.0, 0.75, 0.5, 0.25]
+    assert seen == pytest.approx(expected, abs=1e-6)
+    assert flow.inference_sigmas(1, schedule).tolist() == [1.0, 0.0]
+    with pytest.raises(ValueError, match="sigma_schedule must be one of"):
+        Edit2PerceivePipeline(**tiny_components, task="depth", sigma_schedule="cosine")

@@ -12,6 +12,7 @@ from edit2perceive.prompts import encode_prompt
 from edit2perceive.tasks import get_task
 from edit2perceive.testing import tiny_kontext_components
 from edit2perceive.training import Edit2PerceiveTrainer, Edit2PerceiveTrainingArguments
+from edit2perceive.training.precision import CompensatedBF16Optimizer
 from edit2perceive.training.trainer import COMPLETE_MARKER
 
 SIZE = 32
@@ -37,7 +38,7 @@ def make_trainer(tmp_path, task="depth", data=None, components=None, **overrides
     cache = encode_prompt(t.prompt, **{k: c[k] for k in ("tokenizer", "text_encoder", "tokenizer_2", "text_encoder_2")})
     kw = dict(output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, max_steps=6, learning_rate=1e-3,
               report_to=[], resolution=SIZE, use_cpu=True, seed=0, disable_tqdm=True, logging_steps=1,
-              save_strategy="no", task=task, lr_scheduler_type="constant")
+              save_strategy="no", task=task, lr_scheduler_type="constant", effective_batch_size=0)
     kw.update(overrides)
     args = Edit2PerceiveTrainingArguments(**kw)
     return Edit2PerceiveTrainer(c["transformer"], args, vae=c["vae"], prompt_cache=cache,
@@ -258,3 +259,85 @@ def test_vae_gradient_checkpointing_keeps_gradients(tmp_path):
         trainer.compute_loss(trainer.model, trainer.data_collator(make_data(2))).backward()
         grads.append(torch.cat([p.grad.flatten() for p in trainer.model.parameters() if p.grad is not None]))
     torch.testing.assert_close(grads[0], grads[1], atol=1e-6, rtol=1e-5)
+
+
+def test_defaults_are_the_papers_recipe_with_sources():
+    from edit2perceive.training.args import accumulation_steps, reference_steps_per_epoch
+
+    args = Edit2PerceiveTrainingArguments(output_dir="x", task="depth", report_to=[], use_cpu=True)
+    assert (args.learning_rate, args.max_steps, args.weight_decay) == (3e-5, 6000, 0.01)
+    assert str(args.lr_scheduler_type.value if hasattr(args.lr_scheduler_type, "value") else args.lr_scheduler_type) \
+        == "constant"
+    assert args.per_device_train_batch_size * args.gradient_accumulation_steps == 16  # 8 x 2 on one process
+    assert args.master_weights == "fp32" and args.optim == "adamw_torch"
+    helps = {f.name: f.metadata.get("help", "") for f in fields(Edit2PerceiveTrainingArguments)}
+    for name in ("learning_rate", "max_steps", "effective_batch_size"):
+        assert "Paper" in helps[name], name
+    for name in ("lr_scheduler_type", "weight_decay"):
+        assert "Reference" in helps[name], name
+    matting = Edit2PerceiveTrainingArguments(output_dir="x", task="matting", report_to=[], use_cpu=True)
+    assert matting.optim == "adamw_bnb_8bit"  # paper: 8-bit AdamW for matting
+    pure = Edit2PerceiveTrainingArguments(output_dir="x", bf16=True, report_to=[], use_cpu=True,
+                                          per_device_train_batch_size=4)
+    assert pure.master_weights == "bf16" and pure.optim == "adamw_bnb_8bit" and pure.gradient_accumulation_steps == 4
+    with pytest.raises(ValueError, match="not a multiple of per_device_train_batch_size 3"):
+        Edit2PerceiveTrainingArguments(output_dir="x", report_to=[], use_cpu=True, per_device_train_batch_size=3)
+    assert accumulation_steps(16, 4, 2) == 2
+    with pytest.raises(ValueError, match="contradicts"):
+        accumulation_steps(16, 4, 1, given=2)
+    # the reference's epoch: every example of the mixture once, in effective batches
+    assert reference_steps_per_epoch(74_000, 16) == 4625 and reference_steps_per_epoch(10, 16) == 1
+
+
+def test_steps_per_epoch_counts_examples_per_effective_batch(tmp_path):
+    trainer, _ = make_trainer(tmp_path, data=make_data(16), per_device_train_batch_size=2,
+                              gradient_accumulation_steps=2)
+    assert trainer.steps_per_epoch() == 16 // 4
+
+
+def test_pure_bf16_trains_checkpoints_in_bf16_and_resumes(tmp_path):
+    """--bf16 default: bf16 weights and gradients, stochastic rounding, bf16 checkpoints, exact resume."""
+    from safetensors import safe_open
+
+    common = dict(bf16=True, optim="adamw_torch", max_steps=4, save_strategy="steps", save_steps=2,
+                  steps_per_epoch=1, learning_rate=3e-5)
+    full, c_full = make_trainer(tmp_path / "full", **common)
+    assert c_full["transformer"].dtype == torch.bfloat16 and full.args.master_weights == "bf16"
+    before = {k: v.clone() for k, v in c_full["transformer"].state_dict().items()}
+    full.train()
+    assert isinstance(full.optimizer.optimizer, CompensatedBF16Optimizer)
+    logged = [h for h in full.state.log_history if "vanished_fraction" in h]
+    assert logged and all(0.0 <= h["vanished_fraction"] <= 1.0 for h in logged)
+    after = c_full["transformer"].state_dict()
+    assert all(v.dtype == torch.bfloat16 for v in after.values())
+    assert any(not torch.equal(v, after[k]) for k, v in before.items())
+    ckpt = tmp_path / "full" / "out" / "checkpoint-2"
+    weights = next((ckpt / "transformer").glob("*.safetensors"))
+    with safe_open(str(weights), "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.bfloat16}  # the dtype it trained in
+    resumed, c_res = make_trainer(tmp_path / "full", **common)
+    resumed.train(resume_from_checkpoint=str(ckpt))
+    for k, v in after.items():
+        torch.testing.assert_close(v, c_res["transformer"].state_dict()[k], atol=0, rtol=0)
+
+
+def test_default_training_noise_at_sigma_one_is_the_inference_noise(tmp_path, monkeypatch):
+    """With the default multi-resolution noise, the sigma = 1 input is exactly the fixed base noise
+    that single-step inference feeds the DiT; Marigold's 'sigma' annealing is not."""
+    from edit2perceive import flow, modeling
+
+    seen = []
+
+    def capture(model, x, sigma, *args, **kwargs):
+        seen.append(x.detach().clone())
+        return torch.zeros_like(x, requires_grad=True)
+
+    monkeypatch.setattr(modeling, "predict_velocity", capture)
+    for anneal in ("sigma_below_one", "sigma"):
+        overrides = {} if anneal == "sigma_below_one" else {"multires_anneal": anneal}
+        trainer, _ = make_trainer(tmp_path / anneal, sigma_sampling="one", pixel_loss=False, **overrides)
+        assert trainer.args.multires_noise and trainer.args.multires_anneal == anneal
+        trainer.compute_loss(trainer.model, trainer.data_collator(make_data(2)))
+    base = flow.base_noise(seen[0].shape[1:], seed=trainer.args.noise_seed, batch_size=2)
+    assert torch.equal(seen[0], base)
+    assert not torch.allclose(seen[1], base)

@@ -14,7 +14,7 @@ from edit2perceive import Edit2PerceivePipeline
 from edit2perceive.training.recipe import main
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = ["--model", "tiny", "--resolution", "32", "--per_device_train_batch_size", "2", "--fit_vae_steps", "2",
+SMALL = ["--model", "tiny", "--resolution", "32", "--per_device_train_batch_size", "2", "--effective_batch_size", "0", "--fit_vae_steps", "2",
          "--use_cpu", "--report_to", "none", "--disable_tqdm", "true", "--save_strategy", "no", "--logging_steps", "1"]
 
 
@@ -65,3 +65,93 @@ def test_streamed_converted_shards(tmp_path):
     with pytest.raises(SystemExit, match="no converted source"):
         main("normal", SMALL + ["--output_dir", str(out), "--max_steps", "1", "--data", str(tmp_path / "empty"),
                                 "--steps_per_epoch", "1"])
+
+
+@pytest.fixture(scope="module")
+def kontext_folder(tmp_path_factory):
+    """Tiny components saved in FluxKontextPipeline layout: the real-model code path, not --model tiny."""
+    from diffusers import FluxKontextPipeline
+
+    from edit2perceive.testing import tiny_kontext_components
+
+    folder = tmp_path_factory.mktemp("kontext")
+    FluxKontextPipeline(**tiny_kontext_components(seed=0)).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.slow
+def test_real_model_path_trains_in_bf16_checkpoints_and_resumes(tmp_path, kontext_folder, capsys):
+    from safetensors import safe_open
+
+    out = tmp_path / "out"
+    argv = ["--model", str(kontext_folder), "--bf16", "true", "--resolution", "32", "--per_device_train_batch_size", "2",
+            "--effective_batch_size", "4", "--use_cpu", "true", "--report_to", "none", "--disable_tqdm", "true",
+            "--num_train_examples", "8", "--num_val_examples", "1", "--save_strategy", "steps", "--save_steps", "2",
+            "--output_dir", str(out), "--optim", "adamw_torch"]
+    assert main("depth", argv + ["--max_steps", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "memory model, one training step at batch 2 x 32px" in printed and "MiB = weights" in printed
+    ckpt = out / "checkpoint-2"
+    weights = next((ckpt / "transformer").glob("*.safetensors"))
+    with safe_open(str(weights), "pt") as f:
+        assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {"torch.bfloat16"}  # loaded and kept in bf16
+    # resume to step 4 from the checkpoint: the trainer state and step counter continue
+    assert main("depth", argv + ["--max_steps", "4", "--resume_from_checkpoint", str(ckpt)]) == 0
+    state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["global_step"] == 4
+    final = next((out / "transformer").glob("*.safetensors"))
+    with safe_open(str(final), "pt") as f:
+        assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {"torch.bfloat16"}
+
+
+def test_bare_command_picks_a_small_tiny_run_on_this_machine():
+    from edit2perceive.training.recipe import machine_defaults
+
+    extra, line = machine_defaults("depth", [], gpu_gib=None)
+    chosen = dict(zip(extra[::2], extra[1::2]))
+    assert chosen["--resolution"] == "64" and chosen["--max_steps"] == "300" and chosen["--use_cpu"] == "true"
+    assert "tiny model on the CPU" in line and "--resolution 64" in line
+    extra, _ = machine_defaults("depth", ["--resolution", "128", "--max_steps=5"], gpu_gib=None)
+    assert "--resolution" not in extra and "--max_steps" not in extra  # what the user gives wins
+    extra, line = machine_defaults("normal", ["--model", "some/real-model"], gpu_gib=None)
+    assert "--bf16" not in extra and "without a GPU" in line
+
+
+@pytest.mark.slow
+def test_recipe_refuses_what_does_not_fit_and_names_what_would(kontext_folder):
+    from edit2perceive.training import Edit2PerceiveTrainingArguments
+    from edit2perceive.training.memory import GIB
+    from edit2perceive.training.recipe import _model_configs, check_memory, memory_estimate
+
+    configs = _model_configs(str(kontext_folder))
+    args = Edit2PerceiveTrainingArguments(output_dir="x", resolution=64, per_device_train_batch_size=8,
+                                          optim="adamw_torch", report_to=[], use_cpu=True)
+    big = memory_estimate(configs, args).total / GIB
+    small = memory_estimate(configs, args, batch_size=1, gradient_checkpointing=True, optim="adamw_bnb_8bit").total / GIB
+    assert small < big
+    assert "memory model" in check_memory(configs, args, gpu_gib=big * 1.01)
+    with pytest.raises(SystemExit, match="does not fit the visible GPU") as info:
+        check_memory(configs, args, gpu_gib=(small + big) / 2)
+    assert "--per_device_train_batch_size" in str(info.value) or "--gradient_checkpointing" in str(info.value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", [2, 3])
+def test_deepspeed_zero_on_two_cpu_processes(tmp_path, stage):
+    """ZeRO-2/3 through accelerate's DeepSpeed plugin (DeepSpeed's CPU accelerator, gloo), 2 processes."""
+    pytest.importorskip("deepspeed")
+    out = tmp_path / "ds"
+    env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--use_deepspeed", "--zero_stage", str(stage),
+           "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_port", str(port), str(ROOT / "examples" / "train_depth.py"), *SMALL, "--output_dir",
+           str(out), "--max_steps", "2", "--num_train_examples", "8", "--save_strategy", "steps", "--save_steps", "2"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "trained with distributed type DEEPSPEED, 2 process(es)" in result.stdout
+    pipe = Edit2PerceivePipeline.from_pretrained(out)  # full (gathered) weights, not ZeRO-3 partitions
+    assert pipe.transformer.proj_out.weight.shape == (64, 32)
+    assert (out / "checkpoint-2" / "CHECKPOINT_COMPLETE").exists()

@@ -152,6 +152,19 @@ def train_step_fn(transformer, vae, batch: int, height: int, width: int):
     return step
 
 
+def memory_model_gib(batch: int, height: int, width: int) -> float:
+    """edit2perceive.training.memory's estimate for this benchmark's step (bf16 weights and
+    gradients, 8-bit AdamW, gradient checkpointing, pixel loss), to compare with the measured peak."""
+    from edit2perceive.testing import FLUX_KONTEXT_DEV_TRANSFORMER_CONFIG, FLUX_VAE_CONFIG
+    from edit2perceive.training.memory import GIB, estimate_training_memory
+
+    estimate = estimate_training_memory(FLUX_KONTEXT_DEV_TRANSFORMER_CONFIG, FLUX_VAE_CONFIG, batch_size=batch,
+                                        height=height, width=width, gradient_checkpointing=True,
+                                        vae_gradient_checkpointing=False, master_weights="bf16",
+                                        optim="adamw_bnb_8bit", bf16_update="nearest")
+    return estimate.total / GIB
+
+
 def training_rows(transformer, vae, batches, height=512, width=768) -> list[dict]:
     import torch
 
@@ -162,7 +175,8 @@ def training_rows(transformer, vae, batches, height=512, width=768) -> list[dict
             torch.cuda.reset_peak_memory_stats()
             seconds = _cuda_time(step, repeats=3, warmup=1)
             peak = torch.cuda.max_memory_allocated() / 2**30
-            rows.append({"batch": batch, "s / step": seconds, "peak GiB": peak, "images / s": batch / seconds,
+            rows.append({"batch": batch, "s / step": seconds, "peak GiB": peak,
+                         "memory model GiB": memory_model_gib(batch, height, width), "images / s": batch / seconds,
                          "x paper (21.6 s/step at batch 16)": PAPER_SECONDS_PER_STEP / (seconds * 16 / batch)})
         except torch.cuda.OutOfMemoryError:
             rows.append({"batch": batch, "s / step": "OOM"})

@@ -83,6 +83,42 @@ def sigma_grid(num_steps: int, *, mu: float | None = None) -> torch.Tensor:
     return sigmas if mu is None else time_shift(sigmas, mu)
 
 
+#: The reference's (DiffSynth's FlowMatchScheduler) smallest training sigma, ``0.003 / 1.002``.
+REFERENCE_SIGMA_MIN = 0.003 / 1.002
+#: Inference sigma schedules: ``"linear"`` (ours) and ``"shifted"`` (the reference's grid).
+SIGMA_SCHEDULES = ("linear", "shifted")
+
+
+def constant_shift(sigmas: torch.Tensor, shift: float = 3.0) -> torch.Tensor:
+    """SD3-style constant shift ``shift * s / (1 + (shift - 1) * s)``; keeps 0 -> 0 and 1 -> 1."""
+    sigmas = torch.as_tensor(sigmas, dtype=torch.float64)
+    return shift * sigmas / (1.0 + (shift - 1.0) * sigmas)
+
+
+def shifted_sigma_grid(num_steps: int, *, sigma_min: float = REFERENCE_SIGMA_MIN, shift: float = 3.0) -> torch.Tensor:
+    """The reference's N-step grid (REFERENCE.md): ``num_steps + 1`` sigmas, float64.
+
+    ``constant_shift(linspace(1, sigma_min, num_steps), shift)`` followed by 0: Euler steps
+    between them, the last one straight to 0. ``num_steps = 1`` gives ``[1, 0]``, the same
+    single step as the linear grid.
+    """
+    if int(num_steps) != num_steps or num_steps < 1:
+        raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
+    if not 0.0 <= sigma_min < 1.0:
+        raise ValueError(f"sigma_min must be in [0, 1), got {sigma_min}")
+    grid = constant_shift(torch.linspace(1.0, sigma_min, int(num_steps), dtype=torch.float64), shift)
+    return torch.cat([grid, torch.zeros(1, dtype=torch.float64)])
+
+
+def inference_sigmas(num_steps: int, schedule: str = "linear") -> torch.Tensor:
+    """The sampling grid of an inference ``schedule`` (one of :data:`SIGMA_SCHEDULES`)."""
+    if schedule == "linear":
+        return sigma_grid(num_steps)
+    if schedule == "shifted":
+        return shifted_sigma_grid(num_steps)
+    raise ValueError(f"sigma schedule must be one of {SIGMA_SCHEDULES}, got {schedule!r}")
+
+
 VelocityFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -137,7 +173,7 @@ def base_noise(
     return noise.to(device=device, dtype=dtype).contiguous()
 
 
-ANNEAL_MODES = ("sigma", "one_minus_sigma", "constant")
+ANNEAL_MODES = ("sigma", "sigma_below_one", "one_minus_sigma", "constant")
 
 
 def multires_strength(sigma: torch.Tensor, strength: float, anneal: str) -> torch.Tensor:
@@ -145,12 +181,15 @@ def multires_strength(sigma: torch.Tensor, strength: float, anneal: str) -> torc
 
     ``"sigma"`` (Marigold's annealing): ``strength * sigma``; strongest at sigma = 1, where
     the single-step model is queried, so training noise differs from the pure base noise
-    used at inference (a train/test mismatch). ``"one_minus_sigma"``: ``strength * (1 - sigma)``,
-    vanishing at sigma = 1 so the sigma = 1 input matches inference exactly.
-    ``"constant"``: ``strength`` everywhere.
+    used at inference (a train/test mismatch). ``"sigma_below_one"``: Marigold's annealing
+    for sigma < 1 and none at sigma = 1, so the sigma = 1 input is exactly the inference
+    noise. ``"one_minus_sigma"``: ``strength * (1 - sigma)``, annealed continuously to zero
+    at sigma = 1. ``"constant"``: ``strength`` everywhere.
     """
     if anneal == "sigma":
         return strength * sigma
+    if anneal == "sigma_below_one":
+        return torch.where(sigma < 1.0, strength * sigma, torch.zeros_like(sigma))
     if anneal == "one_minus_sigma":
         return strength * (1.0 - sigma)
     if anneal == "constant":

@@ -152,6 +152,10 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         noise_seed: seed of the fixed base noise (same as in training).
         default_processing_resolution: longest side used when the call does not say.
         max_sequence_length: T5 tokens when the prompt has to be encoded.
+        sigma_schedule: multi-step grid (:func:`edit2perceive.flow.inference_sigmas`): ``"linear"``
+            (1 to 0 in equal steps) or ``"shifted"`` (the reference's: ``linspace(1, 0.003/1.002,
+            N)`` shifted by ``3s / (1 + 2s)``, last step to 0; for its N-step tables). One step is
+            ``[1, 0]`` either way.
 
     Conventions (defaults = this project's models; ``from_reference_checkpoint`` sets the
     values the released reference models were trained with, see
@@ -203,6 +207,7 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         point_map_sigma: float | None = None,
         resize_mode: str = "keep_aspect",
         timestep_embedding: str = "diffusers",
+        sigma_schedule: str = "linear",
     ):
         super().__init__()
         task_obj = get_task(task)
@@ -215,6 +220,8 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             raise ValueError(f"single_step_final_sigma must be in [0, 1), got {single_step_final_sigma}")
         if point_map_position_index < 1:
             raise ValueError(f"point_map_position_index must be >= 1 (0 is the target), got {point_map_position_index}")
+        if sigma_schedule not in flow.SIGMA_SCHEDULES:
+            raise ValueError(f"sigma_schedule must be one of {flow.SIGMA_SCHEDULES}, got {sigma_schedule!r}")
         if point_map_sigma is not None and point_map_sigma <= 0:
             raise ValueError(f"point_map_sigma must be > 0 px, got {point_map_sigma}")
         if prompt_cache is not None and prompt_cache.prompt != task_obj.prompt:
@@ -244,6 +251,7 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             point_map_sigma=None if point_map_sigma is None else float(point_map_sigma),
             resize_mode=resize_mode,
             timestep_embedding=timestep_embedding,
+            sigma_schedule=sigma_schedule,
         )
         self.task = task_obj
 
@@ -487,7 +495,7 @@ class Edit2PerceivePipeline(DiffusionPipeline):
                 context_indices=indices,
             )
 
-        sigmas = flow.sigma_grid(num_inference_steps)
+        sigmas = flow.inference_sigmas(num_inference_steps, self.config.get("sigma_schedule", "linear"))
         if num_inference_steps == 1:  # one Euler step over [1, final sigma] (0 = exact estimate)
             sigmas = torch.tensor([1.0, self.config.single_step_final_sigma], dtype=torch.float64)
         if self.config.timestep_embedding == "reference":
@@ -532,7 +540,7 @@ class Edit2PerceivePipeline(DiffusionPipeline):
                 tensor ``B x 3 x H x W`` / ``3 x H x W`` in [0, 1]. Greyscale, RGBA (alpha
                 dropped) and 16-bit images are converted to 8-bit RGB.
             num_inference_steps: 1 (default) is the single-step estimate; N > 1 runs Euler
-                steps on the linear sigma grid from 1 to 0.
+                steps on the config's ``sigma_schedule`` grid from 1 to 0 (linear by default).
             processing_resolution: longest side the model sees (aspect kept, sides rounded
                 to multiples of 16); 0 = native; default from the config (768).
             match_input_resolution: resize the prediction back to each input's size.

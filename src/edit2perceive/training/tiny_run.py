@@ -60,13 +60,13 @@ def fit_tiny_vae(vae, examples: list[dict], *, steps: int, seed: int = 0, progre
     return fit_autoencoder(vae, torch.cat(images), steps=steps, seed=seed, progress=progress)
 
 
-def run_tiny(config: TinyRunConfig, output_dir: str, *, vae=None, progress: bool = True) -> dict:
+def run_tiny(config: TinyRunConfig, output_dir: str, *, vae=None, progress: bool = True, keep_log: bool = False) -> dict:
     """Train and evaluate; save the trained pipeline (VAE included) to ``output_dir``.
 
     ``vae``: an already fitted tiny VAE to reuse (e.g. across tasks); otherwise the tiny
     components' VAE is fitted here (:func:`fit_tiny_vae`). Returns a JSON-able report: VAE
     reconstruction error, held-out metrics of the trained model, the untrained model and
-    the constant baseline, timings.
+    the constant baseline, timings (and the Trainer's ``log_history`` with ``keep_log``).
     """
     from ..data import synthetic_scenes
     from ..prompts import encode_prompt
@@ -91,12 +91,13 @@ def run_tiny(config: TinyRunConfig, output_dir: str, *, vae=None, progress: bool
     t_vae = time.perf_counter() - started - t_data
     untrained = copy.deepcopy(c["transformer"])
 
-    args = Edit2PerceiveTrainingArguments(
+    kwargs = dict(
         output_dir=output_dir, task=config.task, resolution=config.size, per_device_train_batch_size=config.batch_size,
         max_steps=config.train_steps, learning_rate=config.learning_rate, lr_scheduler_type="cosine", warmup_steps=0,
         weight_decay=0.0, report_to=[], use_cpu=True, seed=config.seed, save_strategy="no", logging_steps=50,
-        disable_tqdm=not progress, dataloader_drop_last=True, **config.training_overrides,
+        disable_tqdm=not progress, dataloader_drop_last=True, effective_batch_size=0, optim="adamw_torch",
     )
+    args = Edit2PerceiveTrainingArguments(**{**kwargs, **config.training_overrides})
     trainer = Edit2PerceiveTrainer(c["transformer"], args, vae=c["vae"], prompt_cache=cache, train_dataset=train,
                                    save_vae=True)
     trainer.train()
@@ -124,7 +125,7 @@ def run_tiny(config: TinyRunConfig, output_dir: str, *, vae=None, progress: bool
     }
     trainer.save_model(output_dir)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    return {
+    report = {
         "task": config.task,
         "config": {k: v for k, v in vars(config).items()},
         "vae_reconstruction_mae": vae_report,
@@ -133,6 +134,9 @@ def run_tiny(config: TinyRunConfig, output_dir: str, *, vae=None, progress: bool
         "seconds": {"data": t_data, "vae_fit": t_vae, "train": t_train, "total": time.perf_counter() - started},
         "model_dir": output_dir,
     }
+    if keep_log:
+        report["log_history"] = trainer.state.log_history
+    return report
 
 
 def _main():  # python -m edit2perceive.training.tiny_run depth

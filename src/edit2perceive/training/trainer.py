@@ -45,8 +45,9 @@ from ..prompts import PromptCache
 from ..tasks import get_task
 from ..tasks.base import masked_mean
 from ..tasks.matting import point_map_image, point_rng
-from .args import Edit2PerceiveTrainingArguments
+from .args import Edit2PerceiveTrainingArguments, reference_steps_per_epoch
 from .collator import Edit2PerceiveCollator
+from .precision import CompensatedBF16Optimizer
 
 COMPLETE_MARKER = "CHECKPOINT_COMPLETE"
 E2P_STATE_NAME = "e2p_trainer_state.json"
@@ -97,6 +98,9 @@ class Edit2PerceiveTrainer(Trainer):
             )
         else:
             model.requires_grad_(True)
+        weight_dtype = torch.bfloat16 if args.master_weights == "bf16" else torch.float32
+        if model.dtype != weight_dtype:
+            model.to(weight_dtype)  # the trained weights live in this dtype; checkpoints keep it
         if args.activation_checkpointing or args.gradient_checkpointing:
             model.enable_gradient_checkpointing()  # diffusers' own switch
             if args.pixel_loss and args.vae_gradient_checkpointing:
@@ -117,14 +121,30 @@ class Edit2PerceiveTrainer(Trainer):
         self._metrics: dict[str, list[float]] = defaultdict(list)
         self._steps_per_epoch: int | None = args.steps_per_epoch
 
+    # -- optimizer ----------------------------------------------------------------------
+    def create_optimizer(self, *args, **kwargs):
+        """The optimizer ``args.optim`` names; with bf16 master weights wrapped so that small
+        updates survive (:class:`~edit2perceive.training.precision.CompensatedBF16Optimizer`)."""
+        optimizer = super().create_optimizer(*args, **kwargs)
+        if self.args.master_weights == "bf16" and not isinstance(optimizer, CompensatedBF16Optimizer):
+            self.optimizer = CompensatedBF16Optimizer(optimizer, self.args.bf16_update, seed=self.args.seed)
+        return self.optimizer
+
+    def effective_batch_size(self) -> int:
+        args = self.args
+        return args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps
+
     # -- schedule -----------------------------------------------------------------------
     def steps_per_epoch(self) -> int:
+        """Optimizer steps per epoch of the lambda curriculum: ``args.steps_per_epoch``, else the
+        reference's count, ``len(train_dataset) // effective batch``."""
         if self._steps_per_epoch is None:
             try:
-                batches = len(self.get_train_dataloader())
+                num_examples = len(self.train_dataset)
             except TypeError:
-                raise ValueError("the train dataset has no length: set steps_per_epoch for the lambda curriculum") from None
-            self._steps_per_epoch = max(1, batches // self.args.gradient_accumulation_steps)
+                raise ValueError("the train dataset has no length: set steps_per_epoch for the lambda curriculum "
+                                 "((sum of the sources' example counts) // effective batch)") from None
+            self._steps_per_epoch = reference_steps_per_epoch(num_examples, self.effective_batch_size())
         return self._steps_per_epoch
 
     def lambda_ramp(self, step: int | None = None) -> float:
@@ -193,7 +213,14 @@ class Edit2PerceiveTrainer(Trainer):
             self._metrics[k].append(val)
         return (loss, {"velocity": v}) if return_outputs else loss
 
+    def optimizer_step_stats(self) -> dict[str, float]:
+        """Statistics of the last optimizer step (bf16 master weights: ``vanished_fraction``)."""
+        optimizer = getattr(self.optimizer, "optimizer", self.optimizer)
+        return dict(getattr(optimizer, "last_stats", {}))
+
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs:
+            logs.update(self.optimizer_step_stats())
         if "loss" in logs and self._metrics:  # training logs: add the means since the last log
             logs.update({k: float(np.mean(v)) for k, v in self._metrics.items()})
             self._metrics.clear()
