@@ -3,6 +3,7 @@ the base is a tiny folder written by diffusers' FluxKontextPipeline.save_pretrai
 
 import copy
 import json
+from contextlib import contextmanager
 from unittest import mock
 
 import numpy as np
@@ -16,6 +17,24 @@ from edit2perceive.cli import main
 from edit2perceive.reference import REFERENCE_CONVENTIONS
 
 TEXT_PARTS = ("tokenizer", "text_encoder", "tokenizer_2", "text_encoder_2")
+
+
+@contextmanager
+def quantized_load_spy():
+    """Record the keywords of ``FluxTransformer2DModel.from_pretrained`` and load without the
+    quantization config (bitsandbytes needs a GPU)."""
+    from diffusers import FluxTransformer2DModel
+
+    seen: dict = {}
+    real = FluxTransformer2DModel.from_pretrained
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        kwargs.pop("quantization_config")
+        return real(*args, **kwargs)
+
+    with mock.patch.object(FluxTransformer2DModel, "from_pretrained", side_effect=spy):
+        yield seen
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +194,7 @@ def test_lora_model_gets_the_base_transformer(tiny_components, files, base_dir, 
 
 
 def test_quantize_passes_bitsandbytes_config_and_explains_cpu(base_dir, tiny_components, tmp_path):
-    from diffusers import BitsAndBytesConfig, FluxTransformer2DModel
+    from diffusers import BitsAndBytesConfig
 
     from edit2perceive.base_model import quantization_config
 
@@ -186,15 +205,7 @@ def test_quantize_passes_bitsandbytes_config_and_explains_cpu(base_dir, tiny_com
         quantization_config("fp4")
     saved = tmp_path / "m"
     Edit2PerceivePipeline(**tiny_components, task="depth").save_pretrained(saved)
-    seen = {}
-    real = FluxTransformer2DModel.from_pretrained
-
-    def spy(*args, **kwargs):
-        seen.update(kwargs)
-        kwargs.pop("quantization_config")
-        return real(*args, **kwargs)
-
-    with mock.patch.object(FluxTransformer2DModel, "from_pretrained", side_effect=spy):
+    with quantized_load_spy() as seen:
         pipe = Edit2PerceivePipeline.from_pretrained(saved, quantize="nf4")
     assert seen["subfolder"] == "transformer" and seen["quantization_config"].bnb_4bit_quant_type == "nf4"
     assert pipe.transformer is not None
@@ -255,17 +266,8 @@ def test_hub_file_goes_through_huggingface_hub(files, base_dir):
 
 
 def test_quantized_base_transformer_under_a_released_lora(files, base_dir):
-    from diffusers import FluxTransformer2DModel
 
-    seen = {}
-    real = FluxTransformer2DModel.from_pretrained
-
-    def spy(*args, **kwargs):
-        seen.update(kwargs)
-        kwargs.pop("quantization_config")
-        return real(*args, **kwargs)
-
-    with mock.patch.object(FluxTransformer2DModel, "from_pretrained", side_effect=spy):
+    with quantized_load_spy() as seen:
         pipe = Edit2PerceivePipeline.from_reference_checkpoint(files["lora"], base_model=str(base_dir), quantize="int8")
     assert seen["quantization_config"].load_in_8bit and "default" in pipe.transformer.peft_config
 
