@@ -39,8 +39,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from edit2perceive.data import synthetic_scenes
+    from edit2perceive.demo.tiny_run import TinyRunConfig, fit_tiny_vae, run_tiny
     from edit2perceive.testing import tiny_kontext_components
-    from edit2perceive.training.tiny_run import TinyRunConfig, fit_tiny_vae, run_tiny
 
     vae = tiny_kontext_components(seed=0)["vae"]
     fit_tiny_vae(vae, list(synthetic_scenes(256, (64, 64), seed=0)), steps=400, progress=False)

@@ -10,7 +10,7 @@ compare the mean error of the 10 % most uncertain pixels with that of the other 
     python -m benchmarks.bench_ensemble --models /tmp/tiny-models      # trains there if missing
 
 ``--models DIR`` holds ``depth/``, ``normal/``, ``matting/`` pipelines (as written by the
-tiny run); missing ones are trained first (:mod:`edit2perceive.training.tiny_run`, minutes).
+tiny run); missing ones are trained first (:mod:`edit2perceive.demo.tiny_run`, minutes).
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ def ensure_models(models: Path, tasks) -> None:
     if not missing:
         return
     from edit2perceive.data import synthetic_scenes
+    from edit2perceive.demo.tiny_run import TinyRunConfig, fit_tiny_vae, run_tiny
     from edit2perceive.testing import tiny_kontext_components
-    from edit2perceive.training.tiny_run import TinyRunConfig, fit_tiny_vae, run_tiny
 
     vae = tiny_kontext_components(seed=0)["vae"]
     fit_tiny_vae(vae, list(synthetic_scenes(256, (64, 64), seed=0)), steps=400, progress=True)

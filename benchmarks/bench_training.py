@@ -36,7 +36,7 @@ def child(cfg: dict) -> dict:
     import numpy as np
 
     from benchmarks.bench_inference import components
-    from edit2perceive.prompts import encode_prompt
+    from edit2perceive.core.prompts import encode_prompt
     from edit2perceive.tasks import get_task
     from edit2perceive.training import Edit2PerceiveTrainer, Edit2PerceiveTrainingArguments
 

@@ -35,7 +35,7 @@ OPTIONS = {
 def motorcycle_scores(model_dir: str, resolution: int = 128) -> dict:
     """AbsRel / delta1 of a saved tiny depth pipeline on the Middlebury motorcycle (sqrt-space alignment)."""
     from edit2perceive import Edit2PerceivePipeline
-    from edit2perceive.demo import demo_photos
+    from edit2perceive.demo.run import demo_photos
     from edit2perceive.training.callbacks import evaluate_predictions
 
     photo = next(p for p in demo_photos() if p["name"] == "motorcycle")
@@ -54,8 +54,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from edit2perceive.data import synthetic_scenes
+    from edit2perceive.demo.tiny_run import TinyRunConfig, fit_tiny_vae, run_tiny
     from edit2perceive.testing import tiny_kontext_components
-    from edit2perceive.training.tiny_run import TinyRunConfig, fit_tiny_vae, run_tiny
 
     vae = tiny_kontext_components(seed=0)["vae"]
     fit_tiny_vae(vae, list(synthetic_scenes(256, (64, 64), seed=0)), steps=400, progress=False)

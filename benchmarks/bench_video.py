@@ -3,7 +3,7 @@ frame vs temporal smoothing.
 
 The clip: one held-out synthetic scene, every frame the same render plus independent sensor
 noise (Gaussian, ``--sensor-noise`` grey levels), so the ideal prediction never changes.
-Flicker = :func:`edit2perceive.video.temporal_change` (mean absolute change between
+Flicker = :func:`edit2perceive.outputs.video.temporal_change` (mean absolute change between
 consecutive predictions; depth aligned to the previous frame by least squares, normals as
 the angle in degrees, alpha as is). Accuracy = the task metric of every frame against the
 exact target (depth AbsRel, normal mean angle, matting MAD), averaged over frames and scenes.
@@ -47,8 +47,8 @@ def main(argv=None):
     from edit2perceive import Edit2PerceivePipeline
     from edit2perceive.data import synthetic_scenes
     from edit2perceive.evaluation.points import oracle_points
+    from edit2perceive.outputs.video import predict_frames, temporal_change
     from edit2perceive.training.callbacks import evaluate_predictions
-    from edit2perceive.video import predict_frames, temporal_change
 
     scenes = list(synthetic_scenes(args.scenes, (args.size, args.size), seed=20_000))
     rows = []

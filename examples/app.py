@@ -27,7 +27,7 @@ def load_pipelines(paths: dict[str, str | None], base_model: str | None = None) 
     A path ending in ``.safetensors`` is a released reference checkpoint; ``base_model`` fills
     what a model leaves out (VAE, base transformer under a LoRA, text encoders)."""
     from edit2perceive import Edit2PerceivePipeline
-    from edit2perceive.pipeline import load_pipeline
+    from edit2perceive.pipelines.loading import load_pipeline
     from edit2perceive.testing import tiny_kontext_components
 
     pipes = {}
@@ -47,7 +47,7 @@ def predict(pipes: dict, image: np.ndarray, task: str, points: list, resolution:
     """One prediction: ``(panel image, [output files])``; raises ``gr.Error`` on bad input."""
     import gradio as gr
 
-    from edit2perceive.visualize import render_outputs, write_outputs
+    from edit2perceive.outputs.visualize import render_outputs, write_outputs
 
     if image is None:
         raise gr.Error("Upload an image first.")

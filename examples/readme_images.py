@@ -9,7 +9,7 @@ scenes are held-out synthetic scenes, so the exact targets are shown next to the
 - ``ensemble_uncertainty.png``: per task one row: input | target | plain prediction |
   ensemble (flip, 2 members: the one that helps these tiny models) | its uncertainty | the ensemble's error.
 - ``pointcloud.png``: the depth model's prediction aligned to 12 sparse metric measurements
-  (:func:`edit2perceive.metric_depth.align_to_metric`), exported as a PLY with the normal
+  (:func:`edit2perceive.outputs.metric_depth.align_to_metric`), exported as a PLY with the normal
   model's normals, read back with trimesh and drawn from two viewpoints (a plain z-buffered
   point splat, no 3D viewer needed); right: the matting cut-out exported alone.
 """
@@ -61,7 +61,7 @@ def render_points(points: np.ndarray, colors: np.ndarray, yaw_deg: float, size=(
 def ensemble_picture(models: Path, scene: dict) -> PIL.Image.Image:
     from edit2perceive import Edit2PerceivePipeline
     from edit2perceive.evaluation.points import oracle_points
-    from edit2perceive.visualize import (
+    from edit2perceive.outputs.visualize import (
         alpha_to_image,
         depth_to_color,
         normals_to_rgb,
@@ -102,9 +102,9 @@ def pointcloud_picture(models: Path, scene: dict) -> PIL.Image.Image:
 
     from edit2perceive import Edit2PerceivePipeline
     from edit2perceive.evaluation.points import oracle_points
-    from edit2perceive.metric_depth import align_to_metric
-    from edit2perceive.pointcloud import point_cloud, write_point_cloud
-    from edit2perceive.visualize import side_by_side
+    from edit2perceive.outputs.metric_depth import align_to_metric
+    from edit2perceive.outputs.pointcloud import point_cloud, write_point_cloud
+    from edit2perceive.outputs.visualize import side_by_side
 
     pipes = {t: Edit2PerceivePipeline.from_pretrained(models / t) for t in ("depth", "normal", "matting")}
     for p in pipes.values():

@@ -27,7 +27,7 @@ def data():
 
 
 def build(out):
-    from edit2perceive.prompts import encode_prompt
+    from edit2perceive.core.prompts import encode_prompt
     from edit2perceive.tasks import get_task
     from edit2perceive.testing import tiny_kontext_components
     from edit2perceive.training import Edit2PerceiveTrainer, Edit2PerceiveTrainingArguments

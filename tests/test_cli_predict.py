@@ -265,7 +265,7 @@ def test_sigkill_leaves_whole_sets_or_nothing(model_dirs, tmp_path, kill_after):
 def test_out_of_memory_on_one_image_is_reported_and_the_run_goes_on(model_dirs, tmp_path, capsys, monkeypatch):
     import torch
 
-    from edit2perceive.pipeline import Edit2PerceivePipeline as Pipe
+    from edit2perceive.pipelines.pipeline import Edit2PerceivePipeline as Pipe
 
     real = Pipe.predict_batch
 

@@ -10,8 +10,8 @@ from PIL import Image
 
 from edit2perceive import Edit2PerceivePipeline
 from edit2perceive.cli import main
-from edit2perceive.pointcloud import intrinsics_from_fov
-from edit2perceive.video import VideoReader, VideoWriter
+from edit2perceive.outputs.pointcloud import intrinsics_from_fov
+from edit2perceive.outputs.video import VideoReader, VideoWriter
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import numpy as np
 from huggingface_hub import ModelCard
 from PIL import Image
 
-from edit2perceive.demo import demo_photos, main
+from edit2perceive.demo.run import demo_photos, main
 
 
 def test_bundled_photographs_and_motorcycle_ground_truth():

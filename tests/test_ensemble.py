@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from edit2perceive import Edit2PerceivePipeline, flow
-from edit2perceive.ensemble import EnsembleMember, flip_points, member_resolution, plan_members
-from edit2perceive.pipeline import processing_size
+from edit2perceive.pipelines.ensemble import EnsembleMember, flip_points, member_resolution, plan_members
+from edit2perceive.pipelines.pipeline import processing_size
 from edit2perceive.tasks import get_task
 
 

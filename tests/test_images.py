@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from edit2perceive.images import load_rgb_inputs, open_image
+from edit2perceive.io.images import load_rgb_inputs, open_image
 
 
 def test_modes_are_converted_to_rgb(tmp_path):

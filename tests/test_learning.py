@@ -2,7 +2,7 @@
 baseline on held-out scenes. Regressions in the objective, the noise, the data or the
 pipeline show up here as a failure.
 
-Measured (python -m edit2perceive.training.tiny_run TASK, 2-core CPU): depth AbsRel 0.27 vs
+Measured (python -m edit2perceive.demo.tiny_run TASK, 2-core CPU): depth AbsRel 0.27 vs
 untrained 0.62 / constant 0.64; normals mean angle 26.9 vs 88.4 / 47.4 degrees; matting MAD
 0.138 vs 0.443 / 0.235.
 """
@@ -10,8 +10,8 @@ untrained 0.62 / constant 0.64; normals mean angle 26.9 vs 88.4 / 47.4 degrees; 
 import pytest
 
 from edit2perceive.data import synthetic_scenes
+from edit2perceive.demo.tiny_run import TinyRunConfig, fit_tiny_vae, run_tiny
 from edit2perceive.testing import tiny_kontext_components
-from edit2perceive.training.tiny_run import TinyRunConfig, fit_tiny_vae, run_tiny
 
 
 @pytest.fixture(scope="module")

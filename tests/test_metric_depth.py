@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 
 from edit2perceive.data import synthetic_scenes
-from edit2perceive.metric_depth import align_to_metric, depth_from_range, read_measurements, sample_bilinear
+from edit2perceive.outputs.metric_depth import (
+    align_to_metric,
+    depth_from_range,
+    read_measurements,
+    sample_bilinear,
+)
 from edit2perceive.tasks import get_task
 
 

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from edit2perceive import flow, modeling
-from edit2perceive.prompts import PromptCache, encode_prompt
+from edit2perceive.core.prompts import PromptCache, encode_prompt
 from edit2perceive.tasks import get_task
 
 H, W = 64, 96  # pixels; latents 8 x 12, 24 target tokens

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from edit2perceive import Edit2PerceivePipeline, flow, modeling
-from edit2perceive.pipeline import processing_size, scale_points
+from edit2perceive.pipelines.pipeline import processing_size, scale_points
 from edit2perceive.tasks.matting import render_point_map
 
 TEXT_PARTS = ("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2")

@@ -8,7 +8,7 @@ import pytest
 import trimesh
 
 from edit2perceive.data import synthetic_scenes
-from edit2perceive.pointcloud import intrinsics_from_fov, point_cloud, write_point_cloud
+from edit2perceive.outputs.pointcloud import intrinsics_from_fov, point_cloud, write_point_cloud
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from edit2perceive.prompts import PromptCache, encode_prompt
+from edit2perceive.core.prompts import PromptCache, encode_prompt
 
 
 def test_encode_matches_flux_kontext_pipeline(tiny_components):

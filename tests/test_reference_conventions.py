@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from edit2perceive import Edit2PerceivePipeline, flow
-from edit2perceive.images import load_rgb_inputs
+from edit2perceive.io.images import load_rgb_inputs
 from edit2perceive.reference import REFERENCE_CONVENTIONS
 from edit2perceive.tasks.matting import point_map_image, render_reference_point_map
 

@@ -196,7 +196,7 @@ def test_lora_model_gets_the_base_transformer(tiny_components, files, base_dir, 
 def test_quantize_passes_bitsandbytes_config_and_explains_cpu(base_dir, tiny_components, tmp_path):
     from diffusers import BitsAndBytesConfig
 
-    from edit2perceive.base_model import quantization_config
+    from edit2perceive.core.base_model import quantization_config
 
     nf4, int8 = quantization_config("nf4"), quantization_config("int8")
     assert isinstance(nf4, BitsAndBytesConfig) and nf4.load_in_4bit and nf4.bnb_4bit_quant_type == "nf4"
@@ -215,7 +215,7 @@ def test_quantize_passes_bitsandbytes_config_and_explains_cpu(base_dir, tiny_com
 
 
 def test_offload_and_vae_tiling_give_the_same_map(tiny_components, tmp_path, photo):
-    from edit2perceive.pipeline import load_pipeline
+    from edit2perceive.pipelines.loading import load_pipeline
 
     saved = tmp_path / "m"
     Edit2PerceivePipeline(**tiny_components, task="depth").save_pretrained(saved)
@@ -232,7 +232,7 @@ def test_offload_and_vae_tiling_give_the_same_map(tiny_components, tmp_path, pho
 
 
 def test_demo_takes_a_released_checkpoint(files, base_dir, tmp_path):
-    from edit2perceive.demo import main as demo_main
+    from edit2perceive.demo.run import main as demo_main
 
     report = tmp_path / "report"
     assert demo_main(["--reference-checkpoint", files["full"], "--base-model", str(base_dir), "--output-dir",

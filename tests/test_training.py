@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import TrainingArguments
 
-from edit2perceive.prompts import encode_prompt
+from edit2perceive.core.prompts import encode_prompt
 from edit2perceive.tasks import get_task
 from edit2perceive.testing import tiny_kontext_components
 from edit2perceive.training import Edit2PerceiveTrainer, Edit2PerceiveTrainingArguments

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edit2perceive import Edit2PerceivePipeline
-from edit2perceive.video import (
+from edit2perceive.outputs.video import (
     TemporalSmoother,
     VideoReader,
     VideoWriter,

@@ -104,8 +104,8 @@ def test_model_path_uses_pipeline_contract(tmp_path, monkeypatch, capsys):
             w, h = image.size
             return FakeOut(np.full((h, w), 0.5, np.float32))
 
-    # the loader (edit2perceive.pipeline.load_pipeline) resolves the class in its own module
-    import edit2perceive.pipeline as pipeline_module
+    # the loader (edit2perceive.pipelines.loading.load_pipeline) resolves the class in its own module
+    import edit2perceive.pipelines.loading as pipeline_module
 
     monkeypatch.setattr(pipeline_module, "Edit2PerceivePipeline", FakePipe)
     rc = main(["evaluate", "--task", "matting", "--dataset", "am2k", "--data-dir", str(tmp_path / "data"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edit2perceive.base_model import DEFAULT_BASE_MODEL, QUANTIZE_MODES
+from edit2perceive.core.base_model import DEFAULT_BASE_MODEL, QUANTIZE_MODES
 
 
 def add_model_arguments(parser, source_group) -> None:
@@ -22,6 +22,6 @@ def add_model_arguments(parser, source_group) -> None:
 
 
 def model_options(args) -> dict:
-    """Keywords for :func:`edit2perceive.pipeline.load_pipeline`."""
+    """Keywords for :func:`edit2perceive.pipelines.loading.load_pipeline`."""
     return {"base_model": args.base_model, "reference_checkpoint": args.reference_checkpoint,
             "offload": args.offload, "quantize": args.quantize, "vae_tiling": args.vae_tiling}

@@ -4,7 +4,7 @@ Kept apart from the image loop of :mod:`edit2perceive.commands.predict`, which c
 ``add_arguments(parser)``, ``check_arguments(args)`` (a reason string or ``None``),
 ``call_kwargs(args)`` (extra pipeline-call arguments), ``Helpers(args, pipe)`` (the other
 models a 3D export needs) and ``extra_files(args, helpers, rgb, out)`` (the additional files
-of one image, ``{file name: value}`` for the writers of :mod:`edit2perceive.visualize`), and
+of one image, ``{file name: value}`` for the writers of :mod:`edit2perceive.outputs.visualize`), and
 ``run_video(args, pipe, path, folder)`` / ``video_done(folder, task)`` for video inputs.
 
 Extra files (in the input's output folder):
@@ -13,7 +13,7 @@ Extra files (in the input's output folder):
 - ``--metric-depth FILE`` (depth): ``depth_metric.npy`` (float32 metres, 0 = undefined) and
   ``depth_metric_fit.json`` (scale, shift, residuals, inliers);
 - ``--export ply|glb``: ``<task>_cloud.ply`` / ``.glb``, a coloured point cloud (see
-  :mod:`edit2perceive.pointcloud`): depth from this model (``--task depth``) or from
+  :mod:`edit2perceive.outputs.pointcloud`): depth from this model (``--task depth``) or from
   ``--depth-model``; metric when ``--metric-depth`` is given, else the prediction spread
   over ``--depth-range NEAR FAR`` (default 1 10 metres); normals from ``--task normal`` or
   ``--normal-model`` (PLY only); matting exports the cut-out object (alpha > 0.5) only.
@@ -29,10 +29,10 @@ import os
 
 import numpy as np
 
-from ..ensemble import AUGMENTATIONS, DEFAULT_AUGMENTATIONS
-from ..metric_depth import METHODS
-from ..pointcloud import DEFAULT_FOV_DEG, FORMATS
-from ..video import NOISE_MODES
+from ..outputs.metric_depth import METHODS
+from ..outputs.pointcloud import DEFAULT_FOV_DEG, FORMATS
+from ..outputs.video import NOISE_MODES
+from ..pipelines.ensemble import AUGMENTATIONS, DEFAULT_AUGMENTATIONS
 
 DEFAULT_DEPTH_RANGE = (1.0, 10.0)
 CUTOUT_THRESHOLD = 0.5
@@ -104,7 +104,7 @@ class Helpers:
     """The second models of a 3D export (depth for normal / matting, normals for depth)."""
 
     def __init__(self, args, pipe):
-        from ..pipeline import load_pipeline
+        from ..pipelines.loading import load_pipeline
 
         self.depth = self.normal = None
         base = getattr(args, "base_model", None)  # fills what shared models leave out (VAE, ...)
@@ -121,9 +121,9 @@ class Helpers:
 
 def extra_files(args, helpers: Helpers, rgb, prediction, uncertainty=None) -> dict:
     """The additional files of one image (see the module docstring)."""
-    from ..metric_depth import align_to_metric, depth_from_range
-    from ..pointcloud import encode_point_cloud, intrinsics_from_fov, point_cloud
-    from ..visualize import EncodedFile, uncertainty_to_image
+    from ..outputs.metric_depth import align_to_metric, depth_from_range
+    from ..outputs.pointcloud import encode_point_cloud, intrinsics_from_fov, point_cloud
+    from ..outputs.visualize import EncodedFile, uncertainty_to_image
 
     task = args.task
     files: dict[str, object] = {}
@@ -167,7 +167,7 @@ def run_video(args, pipe, path, folder) -> int:
     ``<task>_frames/``; returns the number of frames."""
     from pathlib import Path
 
-    from ..video import predict_video
+    from ..outputs.video import predict_video
 
     folder = Path(folder)
     kwargs = call_kwargs(args)

@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from edit2perceive.base_model import DEFAULT_BASE_MODEL
+from edit2perceive.core.base_model import DEFAULT_BASE_MODEL
 
 
 def register(subparsers) -> None:

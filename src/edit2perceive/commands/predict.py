@@ -37,7 +37,7 @@ from pathlib import Path
 from . import _predict_extras
 from ._model_args import add_model_arguments, model_options
 
-#: files each task writes into an input's folder (see edit2perceive.visualize.render_outputs)
+#: files each task writes into an input's folder (see edit2perceive.outputs.visualize.render_outputs)
 TASK_FILES = {
     "depth": ("depth.png", "depth_16bit.png", "depth.npy", "depth_panel.png"),
     "normal": ("normal.png", "normal.npy", "normal_panel.png"),
@@ -131,7 +131,7 @@ def list_inputs(paths, exclude=None) -> list[tuple[Path, str]]:
 # -- one set of outputs ---------------------------------------------------------------------
 def prediction_files(task: str, rgb, prediction, points=None) -> dict:
     """The files of one input's folder: ``{file name: PIL image or numpy array}``."""
-    from edit2perceive.visualize import render_outputs
+    from edit2perceive.outputs.visualize import render_outputs
 
     files = render_outputs(task, rgb, prediction, points=points)
     files[f"{task}_panel.png"] = files.pop("panel.png")  # one folder holds every task's files
@@ -145,7 +145,7 @@ def _is_done(output_dir: Path, name: str, task: str) -> bool:
 
 def check_arguments(args) -> str | None:
     """The reason the arguments would fail for every image, or ``None``."""
-    from edit2perceive.pipeline import MAX_INFERENCE_STEPS, MAX_PROCESSING_RESOLUTION
+    from edit2perceive.pipelines.pipeline import MAX_INFERENCE_STEPS, MAX_PROCESSING_RESOLUTION
 
     if args.task == "matting" and not args.points:
         return "the matting task needs --points X,Y [X,Y ...]"
@@ -167,9 +167,9 @@ def _load_rgb(path: Path):
     import numpy as np
     import PIL.Image
 
-    from edit2perceive.images import open_image, pil_to_unit_rgb
+    from edit2perceive.io.images import open_image, pil_to_unit_rgb
 
-    # upright (EXIF), greyscale / RGBA / 16-bit files become 8-bit RGB (see edit2perceive.images)
+    # upright (EXIF), greyscale / RGBA / 16-bit files become 8-bit RGB (see edit2perceive.io.images)
     img = open_image(path)
     if img.mode == "RGB":  # already 8-bit RGB: no float copies of a large photo
         return img
@@ -186,7 +186,7 @@ def _message(err: BaseException) -> str:
 def run(args) -> int:
     from tqdm.auto import tqdm
 
-    from edit2perceive.visualize import clean_stale_partials, write_prediction_set
+    from edit2perceive.outputs.visualize import clean_stale_partials, write_prediction_set
 
     problem = check_arguments(args) or _predict_extras.check_arguments(args)
     if problem is None:
@@ -197,7 +197,7 @@ def run(args) -> int:
     if problem is not None:
         print(f"e2p predict: {problem}", file=sys.stderr)
         return 2
-    from edit2perceive.video import is_video
+    from edit2perceive.outputs.video import is_video
 
     def done(path, name):
         if is_video(path):
@@ -210,7 +210,7 @@ def run(args) -> int:
         print(f"e2p predict: all {len(inputs)} inputs already have {args.task} outputs in {args.output_dir}",
               file=sys.stderr)
         return 0
-    from edit2perceive.pipeline import load_pipeline
+    from edit2perceive.pipelines.loading import load_pipeline
 
     try:
         pipe = load_pipeline(args.model, task=args.task, device=args.device, **model_options(args))

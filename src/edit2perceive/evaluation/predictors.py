@@ -79,7 +79,7 @@ class PipelinePredictor:
     @property
     def pipe(self):
         if self._pipe is None:
-            from edit2perceive.pipeline import load_pipeline
+            from edit2perceive.pipelines.loading import load_pipeline
 
             self._pipe = load_pipeline(self.model, task=self.task, device=self.device, **self.load_options)
         return self._pipe

@@ -13,7 +13,7 @@ models keep the pipeline's defaults. Each value and its reason is in the README 
 
 from __future__ import annotations
 
-from .. import flow
+from ..core import flow
 from .convert import (
     REFERENCE_FILES,
     REFERENCE_REPO,

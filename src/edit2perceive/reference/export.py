@@ -14,7 +14,7 @@ import json
 import os
 from pathlib import Path
 
-from ..base_model import (
+from ..core.base_model import (
     DEFAULT_BASE_MODEL,
     TEXT_PARTS,
     base_transformer_config,
@@ -90,8 +90,8 @@ def convert_reference_checkpoint(checkpoint: str, output_dir: str | os.PathLike,
     import torch
 
     from .. import Edit2PerceivePipeline
+    from ..core.prompts import encode_prompt
     from ..hub import _atomic_folder
-    from ..prompts import encode_prompt
     from ..tasks import get_task
     from . import REFERENCE_CONVENTIONS
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ..base_model import (
+from ..core.base_model import (
     DEFAULT_BASE_MODEL,
     TEXT_PARTS,
     base_transformer_config,

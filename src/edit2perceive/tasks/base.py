@@ -92,7 +92,7 @@ class Task(ABC):
         """Consistency loss between decoded pixels and the encoded target (both
         ``B x 3 x H x W``) over the valid ``mask`` (``B x H x W``); a differentiable scalar."""
 
-    # -- test-time ensembles (see edit2perceive.ensemble) -----------------------------
+    # -- test-time ensembles (see edit2perceive.pipelines.ensemble) -----------------------------
     def unflip(self, prediction: torch.Tensor) -> torch.Tensor:
         """Undo a left-right image mirror on one prediction (``H x W`` or ``H x W x C``)."""
         return prediction.flip(1)

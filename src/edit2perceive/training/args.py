@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-from ..flow import ANNEAL_MODES, DEFAULT_NOISE_SEED, SIGMA_SAMPLING_MODES
+from ..core.flow import ANNEAL_MODES, DEFAULT_NOISE_SEED, SIGMA_SAMPLING_MODES
 from ..tasks.depth import DEPTH_ENCODINGS
 from .precision import BF16_UPDATES
 

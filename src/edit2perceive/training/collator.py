@@ -19,7 +19,7 @@ import zlib
 import numpy as np
 import torch
 
-from ..modeling import rgb_to_model_input
+from ..core.modeling import rgb_to_model_input
 from ..tasks import Task
 
 

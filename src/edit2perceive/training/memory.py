@@ -80,7 +80,7 @@ def optimizer_state_bytes(params, optim: str, weight_dtype: torch.dtype) -> int:
 
 def _fake_step(transformer, vae, prompt_embeds, pooled, *, batch_size: int, height: int, width: int,
                pixel_loss: bool, num_context_images: int, dtype: torch.dtype) -> None:
-    from .. import flow, modeling
+    from ..core import flow, modeling
 
     rgb = torch.rand(batch_size, 3, height, width, dtype=dtype) * 2 - 1
     with torch.no_grad():

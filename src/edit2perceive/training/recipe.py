@@ -70,7 +70,7 @@ def machine_defaults(task_name: str, argv: list[str], *, gpu_gib: float | None) 
     (--bf16, gradient checkpointing) with the largest per-device batch in 16, 8, 4, 2, 1 that the
     memory model fits into ``gpu_gib`` (gradient accumulation keeps the effective batch 16).
     """
-    from .tiny_run import TinyRunConfig
+    from .tiny import TinyRunConfig
 
     given = given_options(argv)
     model = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--model"), None)
@@ -169,13 +169,6 @@ def _visible_gpu_gib() -> float | None:
     return free / 1024**3
 
 
-def _target_images(task, examples: list[dict]) -> torch.Tensor:
-    from ..modeling import rgb_to_model_input
-
-    imgs = [rgb_to_model_input(ex["rgb"])[0] for ex in examples]
-    imgs += [task.encode_target(ex[task.target_key], ex.get("valid_mask")).image for ex in examples]
-    return torch.stack(imgs)
-
 
 def dataset_mixture(root: str, task_name: str, args):
     """The task's mixture (paper ratios) of converted shard folders ``root/<source>``
@@ -207,8 +200,9 @@ def build_components(recipe: RecipeArguments, task, train_examples: list[dict], 
                      master_weights: str = "fp32"):
     """``(transformer, vae, prompt_cache, vae_report)`` for the recipe's ``--model``; a real model's
     DiT and VAE are loaded in bf16 when ``master_weights`` is ``"bf16"``."""
-    from ..prompts import PromptCache, encode_prompt
+    from ..core.prompts import PromptCache, encode_prompt
     from .autoencoder import fit_autoencoder
+    from .tiny import target_images
 
     text_keys = ("tokenizer", "text_encoder", "tokenizer_2", "text_encoder_2")
     if recipe.model == "tiny":
@@ -216,7 +210,7 @@ def build_components(recipe: RecipeArguments, task, train_examples: list[dict], 
 
         c = tiny_kontext_components(seed=seed)
         cache = encode_prompt(task.prompt, **{k: c[k] for k in text_keys})
-        report = fit_autoencoder(c["vae"], _target_images(task, train_examples[:256]), steps=recipe.fit_vae_steps,
+        report = fit_autoencoder(c["vae"], target_images(task, train_examples[:256]), steps=recipe.fit_vae_steps,
                                  seed=seed, progress=True)
         return c["transformer"], c["vae"], cache, report
     from diffusers import AutoencoderKL, FluxTransformer2DModel

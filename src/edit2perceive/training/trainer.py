@@ -40,8 +40,8 @@ import torch.nn.functional as F
 from transformers import Trainer
 from transformers.trainer_utils import rotate_checkpoints
 
-from .. import flow, modeling
-from ..prompts import PromptCache
+from ..core import flow, modeling
+from ..core.prompts import PromptCache
 from ..tasks import get_task
 from ..tasks.base import masked_mean
 from ..tasks.matting import point_map_image, point_rng
@@ -231,7 +231,7 @@ class Edit2PerceiveTrainer(Trainer):
         """An :class:`Edit2PerceivePipeline` around the current DiT (no text encoders).
 
         With LoRA the pipeline holds the transformer with its adapters active."""
-        from ..pipeline import Edit2PerceivePipeline
+        from ..pipelines.pipeline import Edit2PerceivePipeline
 
         return Edit2PerceivePipeline(
             transformer=self.accelerator.unwrap_model(self.model),

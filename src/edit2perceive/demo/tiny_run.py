@@ -15,25 +15,13 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from ..training.tiny import TinyRunConfig, target_images
 
-@dataclass
-class TinyRunConfig:
-    task: str = "depth"
-    size: int = 64
-    num_train: int = 256
-    num_val: int = 24
-    vae_steps: int = 400
-    train_steps: int = 300
-    batch_size: int = 8
-    learning_rate: float = 2e-3
-    seed: int = 0
-    data_seed: int = 0
-    training_overrides: dict = field(default_factory=dict)
+__all__ = ["TinyRunConfig", "constant_baseline", "fit_tiny_vae", "run_tiny"]
 
 
 def constant_baseline(task: str, train_examples: list[dict], shape) -> np.ndarray:
@@ -52,11 +40,10 @@ def fit_tiny_vae(vae, examples: list[dict], *, steps: int, seed: int = 0, progre
     """Fit a tiny VAE on the RGB images and the depth, normal and alpha encodings of
     ``examples`` (so one fitted VAE serves every task); returns the MAE before/after."""
     from ..tasks import get_task
-    from .autoencoder import fit_autoencoder
-    from .recipe import _target_images
+    from ..training.autoencoder import fit_autoencoder
 
-    images = [_target_images(get_task("depth"), examples)]
-    images += [_target_images(get_task(t), examples)[len(examples):] for t in ("normal", "matting")]
+    images = [target_images(get_task("depth"), examples)]
+    images += [target_images(get_task(t), examples)[len(examples):] for t in ("normal", "matting")]
     return fit_autoencoder(vae, torch.cat(images), steps=steps, seed=seed, progress=progress)
 
 
@@ -68,13 +55,13 @@ def run_tiny(config: TinyRunConfig, output_dir: str, *, vae=None, progress: bool
     reconstruction error, held-out metrics of the trained model, the untrained model and
     the constant baseline, timings (and the Trainer's ``log_history`` with ``keep_log``).
     """
+    from ..core.prompts import encode_prompt
     from ..data import synthetic_scenes
-    from ..prompts import encode_prompt
     from ..tasks import get_task
     from ..testing import tiny_kontext_components
-    from .args import Edit2PerceiveTrainingArguments
-    from .callbacks import evaluate_predictions
-    from .trainer import Edit2PerceiveTrainer
+    from ..training.args import Edit2PerceiveTrainingArguments
+    from ..training.callbacks import evaluate_predictions
+    from ..training.trainer import Edit2PerceiveTrainer
 
     started = time.perf_counter()
     task = get_task(config.task)
@@ -139,7 +126,7 @@ def run_tiny(config: TinyRunConfig, output_dir: str, *, vae=None, progress: bool
     return report
 
 
-def _main():  # python -m edit2perceive.training.tiny_run depth
+def _main():  # python -m edit2perceive.demo.tiny_run depth
     import json
     import sys
     import tempfile

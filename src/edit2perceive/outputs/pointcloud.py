@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.geometry import pixel_rays
+from ..data.geometry import pixel_rays
 
 DEFAULT_FOV_DEG = 60.0
 FORMATS = ("ply", "glb")

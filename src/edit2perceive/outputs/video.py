@@ -121,7 +121,7 @@ class TemporalSmoother:
         if self.state.shape != pred.shape:
             raise ValueError(f"frame size changed from {self.state.shape} to {pred.shape}")
         if self.task == "depth":
-            from .metrics.depth import fit_scale_shift
+            from ..metrics.depth import fit_scale_shift
 
             s, t = fit_scale_shift(pred.ravel(), self.state.ravel())
             pred = (s * pred + t).astype(np.float32)
@@ -159,7 +159,7 @@ def predict_frames(pipe, frames: Iterable[np.ndarray], *, noise: str = "fixed", 
 
 def temporal_change(predictions: Iterable[np.ndarray], task: str) -> float:
     """Mean absolute change between consecutive predictions (module docstring); streams."""
-    from .metrics.depth import fit_scale_shift
+    from ..metrics.depth import fit_scale_shift
 
     previous, total, count = None, 0.0, 0
     for pred in predictions:

@@ -53,7 +53,7 @@ def demo_photos() -> list[dict]:
 def _metric_module(name: str):
     import evaluate
 
-    from .evaluation.metric_modules import find_metric_sources
+    from ..evaluation.metric_modules import find_metric_sources
 
     return evaluate.load(str(find_metric_sources() / name))
 
@@ -61,7 +61,7 @@ def _metric_module(name: str):
 def evaluate_with_modules(task: str, predictions: list[np.ndarray], examples: list[dict], *, encoding: str = "sqrt") -> dict:
     """Per-image-mean metrics through the ``evaluate`` modules in ``metrics/``."""
     if task == "depth":
-        from .evaluation.protocols import ALIGNMENT_FOR_ENCODING
+        from ..evaluation.protocols import ALIGNMENT_FOR_ENCODING
 
         alignment = ALIGNMENT_FOR_ENCODING.get(encoding, "least_squares")
         refs = [np.asarray(ex["depth"], np.float64) for ex in examples]
@@ -93,11 +93,11 @@ def train_and_evaluate(report_dir: Path, *, quick: bool) -> tuple[dict, dict]:
 
     import torch
 
-    from .data import synthetic_scenes
-    from .evaluation.points import oracle_points
-    from .hub import model_card
-    from .testing import tiny_kontext_components
-    from .training.tiny_run import TinyRunConfig, constant_baseline, fit_tiny_vae, run_tiny
+    from ..data import synthetic_scenes
+    from ..evaluation.points import oracle_points
+    from ..hub import model_card
+    from ..testing import tiny_kontext_components
+    from .tiny_run import TinyRunConfig, constant_baseline, fit_tiny_vae, run_tiny
 
     size = 32 if quick else 64
     n_train = 32 if quick else 256
@@ -107,7 +107,7 @@ def train_and_evaluate(report_dir: Path, *, quick: bool) -> tuple[dict, dict]:
     vae = tiny_kontext_components(seed=0)["vae"]
     vae_fit = fit_tiny_vae(vae, train, steps=20 if quick else 400, progress=True)
 
-    from . import Edit2PerceivePipeline
+    from .. import Edit2PerceivePipeline
 
     metrics = {"vae_reconstruction_mae": vae_fit, "synthetic": {}}
     pipes = {}
@@ -149,7 +149,7 @@ def train_and_evaluate(report_dir: Path, *, quick: bool) -> tuple[dict, dict]:
 def _synthetic_panel(path: Path, task: str, examples, preds) -> None:
     import PIL.Image
 
-    from .visualize import alpha_to_image, depth_to_color, normals_to_rgb, side_by_side
+    from ..outputs.visualize import alpha_to_image, depth_to_color, normals_to_rgb, side_by_side
 
     rows = []
     for ex, pred in zip(examples, preds):
@@ -182,7 +182,7 @@ def predict_photos(pipes: dict, report_dir: Path, *, resolution: int) -> dict:
     """Run every pipeline on the bundled photographs; panels per photo; motorcycle depth score."""
     import PIL.Image
 
-    from .visualize import (
+    from ..outputs.visualize import (
         alpha_to_image,
         depth_to_color,
         draw_points,
@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.model and args.reference_checkpoint:
         parser.error("give --model or --reference-checkpoint, not both")
     if args.model or args.reference_checkpoint:
-        from .pipeline import load_pipeline
+        from ..pipelines.loading import load_pipeline
 
         pipe = load_pipeline(args.model, reference_checkpoint=args.reference_checkpoint, base_model=args.base_model)
         pipes = {pipe.task.name: pipe}

@@ -13,7 +13,7 @@ behave as pretrained:
   models: 1, see ``context_indices``). Text ids are 0.
 - Sequence: ``[target tokens, context 1 tokens, context 2 tokens]``; the velocity is read
   from the first (target) tokens only.
-- Timestep: ``sigma`` (see :mod:`edit2perceive.flow`); guidance embedding value
+- Timestep: ``sigma`` (see :mod:`edit2perceive.core.flow`); guidance embedding value
   (Kontext-dev is guidance-distilled; default 1.0 as in the reference).
 """
 

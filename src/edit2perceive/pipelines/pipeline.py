@@ -4,11 +4,11 @@ One pipeline serves one task (``depth``, ``normal`` or ``matting``); the task an
 options (e.g. the sqrt depth encoding) are part of the pipeline config and survive
 ``save_pretrained`` / ``from_pretrained``. The call follows Marigold's shape: images in,
 an output dataclass with ``prediction`` (and ``latent``) out. Conventions: see
-:mod:`edit2perceive.flow` (sigma = 1 is noise), :mod:`edit2perceive.modeling` (Kontext
+:mod:`edit2perceive.core.flow` (sigma = 1 is noise), :mod:`edit2perceive.core.modeling` (Kontext
 tokens) and the task modules (value ranges, normal axes). Test-time ensembles
 (``ensemble_size``, ``output_uncertainty``) are their own stages (``check_ensemble``,
 ``predict_ensemble``, ``member_noise``, ``ensemble_predictions``): each member is a plain call
-on augmented inputs (:mod:`edit2perceive.ensemble`), combined by the task's ``ensemble``.
+on augmented inputs (:mod:`edit2perceive.pipelines.ensemble`), combined by the task's ``ensemble``.
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from diffusers import (
 )
 from diffusers.utils import BaseOutput
 
-from . import flow, modeling
+from ..core import flow, modeling
+from ..core.prompts import DEFAULT_MAX_SEQUENCE_LENGTH, PromptCache, encode_prompt
+from ..io.images import load_rgb_inputs
+from ..tasks import Task, get_task
+from ..tasks.matting import point_map_image, render_point_map, render_reference_point_map
 from .ensemble import DEFAULT_AUGMENTATIONS, flip_points, member_resolution, plan_members
-from .images import load_rgb_inputs
-from .prompts import DEFAULT_MAX_SEQUENCE_LENGTH, PromptCache, encode_prompt
-from .tasks import Task, get_task
-from .tasks.matting import point_map_image, render_point_map, render_reference_point_map
 
 LATENT_MULTIPLE = 16  # 8x VAE downsampling times 2x2 token packing
 NOISE_MODES = ("fixed", "reference")
@@ -64,57 +64,6 @@ class Edit2PerceivePipelineOutput(BaseOutput):
     prediction: np.ndarray | torch.Tensor | list
     latent: torch.Tensor | list
     uncertainty: np.ndarray | torch.Tensor | list | None = None
-
-
-def _lora_folder(name_or_path, kwargs) -> str | None:
-    """The ``transformer_lora`` folder of a local pipeline folder or Hub repository, if any."""
-    import os
-
-    if os.path.isdir(name_or_path):
-        folder = os.path.join(name_or_path, "transformer_lora")
-        return folder if os.path.isdir(folder) else None
-    from huggingface_hub import snapshot_download
-
-    try:
-        root = snapshot_download(name_or_path, allow_patterns=["transformer_lora/*"], cache_dir=kwargs.get("cache_dir"),
-                                 revision=kwargs.get("revision"), token=kwargs.get("token"))
-    except Exception:  # offline without a cached copy, or no such folder: not a LoRA model
-        return None
-    folder = os.path.join(root, "transformer_lora")
-    return folder if os.path.isdir(folder) else None
-
-
-def check_model_folder(folder, given=()) -> None:
-    """A local pipeline folder has what ``model_index.json`` lists: for every component not
-    given as a keyword (``given``), its subfolder with ``config.json`` and safetensors weights
-    (pickle ``.bin`` weights are never loaded). ``ValueError`` naming the path otherwise."""
-    import json
-
-    index_path = os.path.join(folder, "model_index.json")
-    if not os.path.isfile(index_path):
-        raise ValueError(f"{folder}: not a saved pipeline folder (no model_index.json)")
-    try:
-        with open(index_path) as f:
-            index = json.load(f)
-    except ValueError as err:
-        raise ValueError(f"{index_path}: not valid JSON ({err})") from None
-    for name, entry in index.items():
-        if name.startswith("_") or name in given or not isinstance(entry, list) or entry[:1] == [None]:
-            continue
-        sub = os.path.join(folder, name)
-        if not os.path.isdir(sub):
-            raise ValueError(f"{sub}: missing (model_index.json lists component {name!r}; pass {name}= to use one "
-                             "from elsewhere)")
-        if (entry[0] != "diffusers" and name != "prompt_cache") or str(entry[1]).endswith("Scheduler"):
-            continue  # tokenizers, text encoders, the scheduler: their libraries' own checks
-        files = os.listdir(sub)
-        if "config.json" not in files:
-            raise ValueError(f"{sub}: no config.json (expected a saved {entry[1]})")
-        weights = [f for f in files if f.endswith(".safetensors") or f.endswith(".safetensors.index.json")]
-        if not weights:
-            pickled = [f for f in files if f.endswith(".bin")]
-            what = f"only pickle weights ({pickled[0]}), which are never loaded" if pickled else "no weights"
-            raise ValueError(f"{sub}: {what}; expected {entry[1]} weights as .safetensors")
 
 
 def processing_size(height: int, width: int, processing_resolution: int) -> tuple[int, int]:
@@ -152,7 +101,7 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         noise_seed: seed of the fixed base noise (same as in training).
         default_processing_resolution: longest side used when the call does not say.
         max_sequence_length: T5 tokens when the prompt has to be encoded.
-        sigma_schedule: multi-step grid (:func:`edit2perceive.flow.inference_sigmas`): ``"linear"``
+        sigma_schedule: multi-step grid (:func:`edit2perceive.core.flow.inference_sigmas`): ``"linear"``
             (1 to 0 in equal steps) or ``"shifted"`` (the reference's: ``linspace(1, 0.003/1.002,
             N)`` shifted by ``3s / (1 + 2s)``, last step to 0; for its N-step tables). One step is
             ``[1, 0]`` either way.
@@ -267,11 +216,12 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         tokenizers / text encoders only when there is no prompt cache. ``quantize``
         (``"nf4"`` / ``"int8"``) loads the transformer through diffusers' bitsandbytes config.
         """
-        from .base_model import complete_from_base
+        from ..core.base_model import complete_from_base
+        from .folders import check_model_folder, lora_folder
 
         if os.path.isdir(pretrained_model_name_or_path):
             check_model_folder(pretrained_model_name_or_path, given=kwargs)
-        lora = _lora_folder(pretrained_model_name_or_path, kwargs)
+        lora = lora_folder(pretrained_model_name_or_path, kwargs)
         kwargs = complete_from_base(pretrained_model_name_or_path, kwargs, base_model=base_model, quantize=quantize)
         pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         if lora is not None:
@@ -299,7 +249,7 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         Components passed as keywords override the base's. The pipeline config gets
         :data:`edit2perceive.reference.REFERENCE_CONVENTIONS` (override any by keyword).
         """
-        from .reference.loading import reference_pipeline
+        from ..reference.loading import reference_pipeline
 
         return reference_pipeline(cls, path, task=task, base_model=base_model, torch_dtype=torch_dtype,
                                   quantize=quantize, keep_text_encoders=keep_text_encoders, **components)
@@ -338,7 +288,7 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         ``dry_run_dir`` writes the exact folder that would be uploaded instead."""
         if kwargs:
             raise TypeError(f"unsupported arguments {sorted(kwargs)}")
-        from .hub import push_to_hub
+        from ..hub import push_to_hub
 
         return push_to_hub(self, repo_id, card=card, private=private, dry_run_dir=dry_run_dir, token=token,
                            commit_message=commit_message)
@@ -551,7 +501,7 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             generator: draw the initial noise from this generator instead of the fixed seed.
             output_type: ``"np"`` or ``"pt"``.
             ensemble_size: predictions per image combined by the task (1 = no ensemble); the
-                members differ by ``ensemble_augmentations`` (see :mod:`edit2perceive.ensemble`).
+                members differ by ``ensemble_augmentations`` (see :mod:`edit2perceive.pipelines.ensemble`).
             ensemble_augmentations: some of ``"flip"``, ``"noise"``, ``"resolution"``.
             output_uncertainty: also return the members' spread as ``uncertainty``.
         """
@@ -691,41 +641,3 @@ class Edit2PerceivePipeline(DiffusionPipeline):
 
         unc = None if uncertainty is None else to_output(uncertainty)
         return Edit2PerceivePipelineOutput(prediction=to_output(predictions), latent=stack(latents), uncertainty=unc)
-
-
-def load_pipeline(model: str | None = None, *, task: str | None = None, device: str | None = None,
-                  base_model: str | None = None, reference_checkpoint: str | None = None, offload: bool = False,
-                  quantize: str | None = None, vae_tiling: bool = False) -> Edit2PerceivePipeline:
-    """Load a pipeline for inference (CLI, evaluation, demo): bf16 on CUDA (default when
-    available), float32 on CPU, progress bars off. ``task`` (if given) must match the model's.
-
-    Exactly one of ``model`` (our saved folder or Hub id; ``base_model`` fills the parts it
-    leaves out) or ``reference_checkpoint`` (a released file, see ``from_reference_checkpoint``).
-    ``offload``: diffusers' model CPU offload (one component on the GPU at a time) instead of
-    moving everything to ``device``; ``quantize``: ``"nf4"`` / ``"int8"`` transformer through
-    bitsandbytes (CUDA); ``vae_tiling``: tiled VAE encode/decode for large inputs.
-    """
-    if (model is None) == (reference_checkpoint is None):
-        raise ValueError("give exactly one of a model (folder or Hub id) or a reference checkpoint")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32
-    if reference_checkpoint is not None:
-        pipe = Edit2PerceivePipeline.from_reference_checkpoint(reference_checkpoint, task=task, base_model=base_model,
-                                                               torch_dtype=dtype, quantize=quantize)
-    else:
-        pipe = Edit2PerceivePipeline.from_pretrained(model, torch_dtype=dtype, base_model=base_model, quantize=quantize)
-    if task is not None and pipe.task.name != task:
-        raise ValueError(f"{model or reference_checkpoint}: the model was trained for task {pipe.task.name!r}, "
-                         f"not {task!r}")
-    pipe.set_progress_bar_config(disable=True)
-    if vae_tiling and pipe.vae is not None:
-        pipe.vae.enable_tiling()
-    if offload:
-        pipe.enable_model_cpu_offload(device=device)
-        return pipe
-    if quantize is not None:  # bitsandbytes weights are placed on load and cannot be moved
-        for name, component in pipe.components.items():
-            if isinstance(component, torch.nn.Module) and name != "transformer":
-                component.to(device)
-        return pipe
-    return pipe.to(device)

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .metrics.depth import fit_scale_shift
-from .tasks.depth import DEPTH_ENCODINGS, _forward, _inverse
+from ..metrics.depth import fit_scale_shift
+from ..tasks.depth import DEPTH_ENCODINGS, _forward, _inverse
 
 METHODS = ("least_squares", "huber", "ransac")
 
