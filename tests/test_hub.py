@@ -84,7 +84,7 @@ def test_push_dry_run_uploads_only_ours_and_reproduces(tiny_components, nyu_summ
         Edit2PerceivePipeline.from_pretrained(out)(image)
     # a second export into the same (non-empty) folder is refused, nothing else changes
     assert main(["push", str(tmp_path / "model"), "--repo-id", "me/x", "--dry-run", str(out)]) == 2
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".export-")]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith((".export-", ".e2p-staging-"))]
 
 
 def test_pipeline_push_to_hub_dry_run(tiny_components, tmp_path):

@@ -23,6 +23,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from .io.atomic import atomic_folder
+
 BASE_MODEL = "black-forest-labs/FLUX.1-Kontext-dev"
 LICENSE = {"license": "other", "license_name": "flux-1-dev-non-commercial-license",
            "license_link": "https://huggingface.co/black-forest-labs/FLUX.1-Kontext-dev/blob/main/LICENSE.md"}
@@ -49,21 +51,14 @@ BASE_COMPONENTS = ("vae", "text_encoder", "text_encoder_2", "tokenizer", "tokeni
 
 
 @contextmanager
-def _atomic_folder(folder: Path):
-    """Yield a temporary sibling folder that replaces ``folder`` (new or empty) on success
-    and disappears on any error."""
+def export_staging(folder: Path):
+    """Yield a staging folder that becomes ``folder`` (new or empty) on success
+    (:func:`edit2perceive.io.atomic.atomic_folder`) and disappears on any error."""
+    folder = Path(folder)
     if folder.exists() and any(folder.iterdir()):
         raise FileExistsError(f"{folder}: not empty; choose a new folder for the export")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
-    try:
-        yield tmp
-        if folder.exists():
-            folder.rmdir()
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with atomic_folder(folder) as staging:
+        yield staging
 
 
 def eval_results(summaries: list[dict]):
@@ -192,7 +187,7 @@ def export_for_hub(pipe, folder: str | os.PathLike, *, card=None) -> Path:
         pipe.ensure_prompt_cache()
     parked = {name: getattr(pipe, name) for name in BASE_COMPONENTS}
     try:
-        with _atomic_folder(Path(folder)) as tmp:
+        with export_staging(Path(folder)) as tmp:
             pipe.register_modules(**dict.fromkeys(BASE_COMPONENTS))
             pipe.save_pretrained(tmp)
             (card or model_card(pipe.task.name)).save(tmp / "README.md")
@@ -217,7 +212,7 @@ def export_folder(source: str | os.PathLike, folder: str | os.PathLike, *, card=
         raise ValueError(f"{source}: model_index.json is a {index.get('_class_name')!r}, not an Edit2PerceivePipeline")
     if not (source / "prompt_cache").is_dir():
         raise ValueError(f"{source}: no prompt_cache/ (save the pipeline once with its text encoders)")
-    with _atomic_folder(folder) as tmp:
+    with export_staging(folder) as tmp:
         for name in OUR_ENTRIES:
             if (source / name).is_dir():
                 shutil.copytree(source / name, tmp / name)

@@ -20,12 +20,12 @@ manifest (rows + skipped bad samples = records).
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..io.atomic import atomic_file, write_text_atomic
 from .records import SHARD_FEATURES, encode_shard_row
 
 MANIFEST = "progress.json"
@@ -131,13 +131,10 @@ def convert(reader, out_dir, *, split: str = "train", shard_size: int = 500, dep
             bar.update(1)
         skipped = reader.bad.num_skipped - skipped_before
         bar.update(skipped)
-        tmp = path.with_suffix(".parquet.tmp")
-        Dataset.from_list(rows, features=SHARD_FEATURES).to_parquet(str(tmp))
-        os.replace(tmp, path)
+        with atomic_file(path) as staged:
+            Dataset.from_list(rows, features=SHARD_FEATURES).to_parquet(str(staged))
         done[str(index)] = {"file": f"data/{name}", "rows": len(rows), "skipped": skipped}
-        tmp_manifest = manifest_path.with_suffix(".json.tmp")
-        tmp_manifest.write_text(json.dumps(manifest, indent=1))
-        os.replace(tmp_manifest, manifest_path)
+        write_text_atomic(manifest_path, json.dumps(manifest, indent=1))
     bar.close()
     (out_dir / "README.md").write_text(_card(reader.name, split))
     return verify(out_dir)

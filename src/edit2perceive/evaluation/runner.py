@@ -26,9 +26,7 @@ the runner's own is refused.
 from __future__ import annotations
 
 import datetime
-import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +46,7 @@ from edit2perceive.metrics import (
 )
 from edit2perceive.metrics._inputs import squeeze_leading
 
+from ..io.atomic import publish_folder, staging_path
 from .points import POINT_PROTOCOL, oracle_points
 from .predictors import as_predictor
 from .protocols import DISPLAY_NAMES, EXPECTED_COUNTS, Protocol, make_protocol, resolve_alignment
@@ -70,17 +69,6 @@ def _check_output_dir(out: Path) -> None:
         if foreign:
             raise ValueError(f"{out}: holds files that e2p evaluate did not write ({', '.join(foreign[:3])}); "
                              "choose a new or empty --output-dir")
-
-
-def _publish(staging: Path, out: Path) -> None:
-    """Replace ``out`` (absent, or a previous run's) by ``staging`` in two renames."""
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=".eval-old-", dir=out.parent))
-        os.replace(out, old / "run")
-    os.replace(staging, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _check_shape(pred: np.ndarray, target: np.ndarray, where: str) -> None:
@@ -177,7 +165,8 @@ def evaluate_benchmark(
     if out is not None and is_main:
         _check_output_dir(out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+        staging = staging_path(out)
+        staging.mkdir()
     try:
         result = _run(task, proto, reader, predictor, entries, alignment, acc, columns, staging, rank, world, is_main,
                       accelerator, max_samples, split_file, method, data_dir, progress)
@@ -186,7 +175,7 @@ def evaluate_benchmark(
             shutil.rmtree(staging, ignore_errors=True)
         raise
     if staging is not None:
-        _publish(staging, out)
+        publish_folder(staging, out)
     return EvaluationResult(result.summary, result.rows, out)
 
 

@@ -156,19 +156,25 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def clean_stale_staging(folder: str | os.PathLike) -> list[Path]:
-    """Remove staging files and folders directly in ``folder`` whose writer process is gone
-    (a killed run); those of live processes are left alone. Returns what was removed."""
-    folder = Path(folder)
+def clean_stale_staging(folder: str | os.PathLike, *, legacy_prefixes: tuple[str, ...] = (),
+                        recursive: bool = False) -> list[Path]:
+    """Remove staging files and folders in ``folder`` (and its subfolders with ``recursive``)
+    whose writer process is gone (a killed run); those of live processes are left alone.
+    ``legacy_prefixes``: older staging names of the same ``<prefix><pid>-...`` shape.
+    Returns what was removed."""
+    prefixes = (STAGING_PREFIX, *legacy_prefixes)
     removed: list[Path] = []
-    if not folder.is_dir():
+    if not Path(folder).is_dir():
         return removed
-    for entry in folder.iterdir():
-        if not entry.name.startswith(STAGING_PREFIX):
-            continue
-        pid = entry.name[len(STAGING_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and _alive(int(pid)):
-            continue
-        _remove(entry)
-        removed.append(entry)
-    return removed
+    for root, dirs, files in os.walk(folder):
+        for name in [*dirs, *files]:
+            prefix = next((p for p in prefixes if name.startswith(p)), None)
+            if prefix is None:
+                continue
+            pid = name[len(prefix):].split("-", 1)[0]
+            if pid.isdigit() and _alive(int(pid)):
+                continue
+            _remove(Path(root) / name)
+            removed.append(Path(root) / name)
+        dirs[:] = [d for d in dirs if not d.startswith(prefixes)] if recursive else []
+    return sorted(removed)

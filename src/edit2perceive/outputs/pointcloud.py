@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..data.geometry import pixel_rays
+from ..io.atomic import write_bytes_atomic
 
 DEFAULT_FOV_DEG = 60.0
 FORMATS = ("ply", "glb")
@@ -108,20 +108,10 @@ def encode_point_cloud(cloud: PointCloud, file_format: str) -> bytes:
 
 def write_point_cloud(cloud: PointCloud, path: str | os.PathLike, file_format: str | None = None) -> Path:
     """Write ``cloud`` to ``path`` (format from the suffix unless given) atomically: a
-    temporary file in the same folder is renamed into place."""
+    staging file in the same folder is renamed into place."""
     path = Path(path)
     try:
         data = encode_point_cloud(cloud, file_format or path.suffix.lstrip("."))
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    return write_bytes_atomic(path, data)

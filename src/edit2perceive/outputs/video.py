@@ -19,12 +19,13 @@ as the mean angle in degrees, alpha as the mean absolute difference.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..io.atomic import FILE_MODE, fsync_path, staging_path
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm")
 NOISE_MODES = ("fixed", "fresh")
@@ -82,9 +83,7 @@ class VideoWriter:
 
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".partial.mp4")
-        os.close(fd)
-        self._tmp = tmp
+        self._tmp = tmp = staging_path(self.path)  # keeps the .mp4 suffix ffmpeg needs
         # even sides: H.264 in yuv420p needs them; macro_block_size=2 pads instead of resizing to 16
         self._writer = imageio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", quality=8,
                                           macro_block_size=2, ffmpeg_log_level="error")
@@ -94,6 +93,8 @@ class VideoWriter:
 
     def close(self) -> Path:
         self._writer.close()
+        os.chmod(self._tmp, FILE_MODE)
+        fsync_path(self._tmp)
         os.replace(self._tmp, self.path)
         return self.path
 

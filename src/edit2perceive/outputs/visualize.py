@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import functools
 import os
-import secrets
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import PIL.Image
 import PIL.ImageDraw
 from diffusers.pipelines.marigold.marigold_image_processing import MarigoldImageProcessor
+
+from ..io.atomic import atomic_files, atomic_folder, clean_stale_staging
 
 
 def _np(x) -> np.ndarray:
@@ -118,31 +118,13 @@ def render_outputs(task: str, rgb: PIL.Image.Image, prediction, points=None) -> 
 
 
 def write_outputs(outputs: dict[str, object], output_dir: str | os.PathLike, stem: str) -> list[Path]:
-    """Write ``{stem}_{suffix}`` files for every output, all or nothing.
-
-    Files are first written into a temporary folder inside ``output_dir`` and moved into
-    place only when all of them succeeded.
-    """
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    final = [output_dir / f"{stem}_{suffix}" for suffix in outputs]
-    with tempfile.TemporaryDirectory(dir=output_dir, prefix=".partial-") as tmp:
-        staged = []
-        for value, target in zip(outputs.values(), final):
-            path = Path(tmp) / target.name
-            if isinstance(value, np.ndarray):
-                np.save(path, value)
-            else:
-                value.save(path)
-            staged.append(path)
-        for path, target in zip(staged, final):
-            os.replace(path, target)
-    return final
-
-
-#: staging folders of :func:`write_prediction_set`, directly inside the output folder:
-#: ``.e2p-partial-<pid>-<token>`` (being written) and ``.e2p-replaced-<pid>-<token>`` (old set)
-STAGING_PREFIXES = (".e2p-partial-", ".e2p-replaced-")
+    """Write ``{stem}_{suffix}`` files for every output, all or nothing
+    (:func:`edit2perceive.io.atomic.atomic_files`)."""
+    names = [f"{stem}_{suffix}" for suffix in outputs]
+    with atomic_files(output_dir, names) as staged:
+        for value, name in zip(outputs.values(), names):
+            _save(value, staged[name])
+    return [Path(output_dir) / name for name in names]
 
 
 def _save(value, path: Path) -> None:
@@ -152,36 +134,20 @@ def _save(value, path: Path) -> None:
         value.save(path)
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_prediction_set(outputs: dict[str, object], output_dir: str | os.PathLike, name: str) -> Path:
     """Write ``outputs`` (``{file name: PIL image or numpy array}``) as the folder
     ``output_dir / name`` (``name`` may hold ``/``), crash-safely.
 
-    The files are written and synced in a staging folder inside ``output_dir``; the folder
-    then appears under its final name by a single rename. If the folder already exists, its
-    files that this set does not write (e.g. another task's) are kept (hard links) and the
-    old folder is moved aside before the rename, so the final name shows either the old or
-    the new complete set, or (after a kill between the two renames) nothing.
+    The files are written and synced in a staging folder beside the target, which then
+    replaces it (:func:`edit2perceive.io.atomic.atomic_folder`), so the final name shows either
+    the old or the new complete set. If the folder already exists, its files that this set
+    does not write (e.g. another task's) are kept (hard links).
     """
-    output_dir = Path(output_dir)
-    target = output_dir / name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tag = f"{os.getpid()}-{secrets.token_hex(4)}"
-    staging = output_dir / f"{STAGING_PREFIXES[0]}{tag}"
-    staging.mkdir()
-    old = None
-    try:
+    target = Path(output_dir) / name
+    with atomic_folder(target) as staging:
         for file_name, value in outputs.items():
             try:
                 _save(value, staging / file_name)
-                _fsync(staging / file_name)
             except OSError as err:  # e.g. disk full: say which file of which set
                 raise OSError(err.errno, f"cannot write {target / file_name}: {err.strerror or err}") from err
         if target.is_dir():
@@ -191,48 +157,18 @@ def write_prediction_set(outputs: dict[str, object], output_dir: str | os.PathLi
                         os.link(kept, staging / kept.name)
                     except OSError:  # file system without hard links
                         shutil.copy2(kept, staging / kept.name)
-            old = output_dir / f"{STAGING_PREFIXES[1]}{tag}"
-            os.replace(target, old)
-        os.replace(staging, target)
-    except BaseException:
-        if old is not None and old.exists() and not target.exists():
-            os.replace(old, target)  # put the previous set back
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
     return target
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_stale_partials(output_dir: str | os.PathLike) -> list[Path]:
-    """Remove staging folders of :func:`write_prediction_set` whose process is gone (a killed
-    run); returns what was removed. Staging folders of running processes are left alone."""
-    output_dir = Path(output_dir)
-    removed = []
-    if not output_dir.is_dir():
-        return removed
-    for entry in output_dir.iterdir():
-        prefix = next((p for p in STAGING_PREFIXES if entry.name.startswith(p)), None)
-        if prefix is None or not entry.is_dir():
-            continue
-        pid = entry.name[len(prefix):].split("-", 1)[0]
-        if pid.isdigit() and _alive(int(pid)):
-            continue
-        shutil.rmtree(entry, ignore_errors=True)
-        removed.append(entry)
-    return removed
+    """Remove what killed runs left in ``output_dir``: staging entries of
+    :mod:`edit2perceive.io.atomic`, and the ``.e2p-partial-`` / ``.e2p-replaced-`` folders of
+    0.2. Those of running processes are left alone."""
+    return clean_stale_staging(output_dir, legacy_prefixes=LEGACY_STAGING_PREFIXES, recursive=True)
+
+
+#: staging folders written by edit2perceive 0.2 (``.e2p-partial-<pid>-<token>``, ``.e2p-replaced-...``)
+LEGACY_STAGING_PREFIXES = (".e2p-partial-", ".e2p-replaced-")
 
 
 class EncodedFile:

@@ -91,7 +91,7 @@ def convert_reference_checkpoint(checkpoint: str, output_dir: str | os.PathLike,
 
     from .. import Edit2PerceivePipeline
     from ..core.prompts import encode_prompt
-    from ..hub import _atomic_folder
+    from ..hub import export_staging
     from ..tasks import get_task
     from . import REFERENCE_CONVENTIONS
 
@@ -115,7 +115,7 @@ def convert_reference_checkpoint(checkpoint: str, output_dir: str | os.PathLike,
     pipe = Edit2PerceivePipeline(transformer=None, vae=None, prompt_cache=cache, task=task, **REFERENCE_CONVENTIONS)
     card = reference_card(task, source=os.path.basename(file), fmt=fmt, config=pipe.config, base_model=base_model,
                           repo_id=repo_id or f"{REFERENCE_REPO}-{task}")
-    with _atomic_folder(Path(output_dir)) as tmp:
+    with export_staging(Path(output_dir)) as tmp:
         pipe.save_pretrained(tmp)
         if fmt == "full":
             save_reference_transformer(file, tmp / "transformer", config=base_config,

@@ -42,6 +42,7 @@ from transformers.trainer_utils import rotate_checkpoints
 
 from ..core import flow, modeling
 from ..core.prompts import PromptCache
+from ..io.atomic import publish_folder
 from ..tasks import get_task
 from ..tasks.base import masked_mean
 from ..tasks.matting import point_map_image, point_rng
@@ -278,9 +279,7 @@ class Edit2PerceiveTrainer(Trainer):
             with open(os.path.join(staged, E2P_STATE_NAME), "w") as f:
                 json.dump({"loss_calls": self.loss_calls, "steps_per_epoch": self.steps_per_epoch()}, f)
             open(os.path.join(staged, COMPLETE_MARKER), "w").close()
-            if os.path.exists(final):
-                shutil.rmtree(final)
-            os.replace(staged, final)
+            publish_folder(staged, final)
             shutil.rmtree(staging_root, ignore_errors=True)
             rotate_checkpoints(
                 output_dir=run_dir, save_total_limit=self.args.save_total_limit,
