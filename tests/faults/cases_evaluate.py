@@ -1,0 +1,100 @@
+"""Fault cases of `e2p evaluate` (bad predictions, re-runs, ownership of the output folder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from harness import FX, case, cli, last_line, tests_path
+
+
+def _nyu(folder: Path):
+    tests_path("evaluation")
+    from e2p_dataset_fixtures import write_nyuv2
+
+    return write_nyuv2(folder)
+
+
+def _eval(preds: Path, data: Path, out: Path):
+    return cli("evaluate", "--task", "depth", "--dataset", "nyuv2", "--data-dir", data, "--predictions", preds,
+               "--output-dir", out, "--no-progress")
+
+
+def _eval_case(mutate, *words, code_expected=1):
+    def run():
+        root = FX.fresh("eval")
+        gts = _nyu(root / "nyu")
+        for sid, gt in gts.items():
+            p = root / "preds" / f"{sid}.npy"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            np.save(p, np.sqrt(gt))
+        sid = sorted(gts)[0]
+        mutate(root / "preds" / f"{sid}.npy", gts[sid])
+        code, err = _eval(root / "preds", root / "nyu", root / "out")
+        return code == code_expected and all(w in err for w in words), (err.strip().splitlines() or [""])[-1][:160]
+    return run
+
+
+case("evaluate", "transposed prediction (640x480 for 480x640)")(
+    _eval_case(lambda p, gt: np.save(p, np.sqrt(gt).T.copy()), ".npy: the prediction is 480x640"))
+case("evaluate", "0x0 prediction")(_eval_case(lambda p, gt: np.save(p, np.zeros((0, 0))), ".npy: the prediction is empty (0x0 pixels)"))
+case("evaluate", "object (pickle) .npy prediction")(_eval_case(
+    lambda p, gt: np.save(p, np.array([{}], dtype=object), allow_pickle=True), ".npy: not a readable numeric .npy array"))
+case("evaluate", "truncated .npy prediction")(_eval_case(
+    lambda p, gt: p.write_bytes(p.read_bytes()[:100]), ".npy: not a readable numeric .npy array"))
+case("evaluate", "missing prediction file")(_eval_case(lambda p, gt: p.unlink(), "no saved prediction for sample"))
+case("evaluate", "NaN prediction pixels")(_eval_case(
+    lambda p, gt: np.save(p, np.full(gt.shape, np.nan, np.float32)), "non-finite"))
+
+
+def _preds(root: Path, gts, override=None):
+    for sid, gt in gts.items():
+        path = root / "preds" / f"{sid}.npy"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, (override or {}).get(sid, np.sqrt(gt) * 0.5 + 0.2))
+
+
+@case("evaluate", "a failing second run into the same --output-dir leaves the first run's results whole")
+def _eval_stale():
+    import json
+
+    root = FX.fresh("eval-stale")
+    gts = _nyu(root / "nyu")
+    _preds(root, gts)
+    out = root / "out"
+    assert _eval(root / "preds", root / "nyu", out)[0] == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")}
+    assert set(before) == {"per_image.jsonl", "per_image.csv", "summary.json", "results.md"}, set(before)
+    (root / "preds" / f"{sorted(gts)[0]}.npy").unlink()  # the second run fails on its first sample
+    code, _ = _eval(root / "preds", root / "nyu", out)
+    after = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")}
+    assert code == 1 and after == before, f"exit {code}; previous files unchanged: {after == before}"
+    assert not [p for p in root.iterdir() if p.name.startswith(".")], "a staging folder was left"
+    _preds(root, gts)
+    code, _ = cli("evaluate", "--task", "depth", "--dataset", "nyuv2", "--data-dir", root / "nyu", "--predictions",
+                  root / "preds", "--output-dir", out, "--no-progress", "--max-samples", "1")
+    assert code == 0 and json.loads((out / "summary.json").read_text())["num_evaluated"] == 1, "rerun not replaced"
+    return True, f"exit {code}; previous files unchanged"
+
+
+@case("evaluate", "--output-dir holding someone else's files: refused, nothing touched")
+def _eval_foreign():
+    root = FX.fresh("eval-foreign")
+    _preds(root, _nyu(root / "nyu"))
+    foreign = root / "home"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("mine")
+    code, err = _eval(root / "preds", root / "nyu", foreign)
+    assert code == 1 and "holds files that e2p evaluate did not write (thesis.tex)" in err, last_line(err)
+    assert [p.name for p in foreign.iterdir()] == ["thesis.tex"]
+    return True, last_line(err)
+
+
+@case("evaluate", "half-size prediction with the ground truth's aspect: resized, evaluated")
+def _eval_half():
+    root = FX.fresh("eval-half")
+    gts = _nyu(root / "nyu")
+    sid = sorted(gts)[0]
+    _preds(root, gts, {sid: np.sqrt(gts[sid])[::2, ::2].copy()})
+    code, err = _eval(root / "preds", root / "nyu", root / "out")
+    return code == 0, last_line(err)

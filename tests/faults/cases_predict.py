@@ -1,0 +1,289 @@
+"""Fault cases of `e2p predict` (inputs, arguments, kills, model folders)."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+from harness import (
+    FX,
+    case,
+    cli,
+    expect_failure,
+    expect_refused,
+    png_declaring,
+    predict,
+    sets_whole,
+    visible_files,
+)
+from PIL import Image
+
+
+def _one_bad_file(name: str, make, *words):
+    def run():
+        out = FX.fresh(f"bad-{name}")
+        bad = make(FX.root / "inputs" / "bad" / name)
+        good = FX.image("bad/good.png")
+        code, err = predict("depth", good, bad, out=out)
+        ok, detail = expect_failure(code, err, name, *words)
+        ok = ok and "1 of 2 images written" in err and len(visible_files(out)) == 4 and sets_whole(out)
+        return ok, detail
+    return run
+
+
+def _truncated(path):
+    FX.image("tmp/full.png", 64, 64)
+    data = (FX.root / "inputs/tmp/full.png").read_bytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def _write(data: bytes):
+    def make(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return path
+    return make
+
+
+def _tiff32(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.arange(32 * 48, dtype=np.int32).reshape(32, 48) * 1000).save(path)
+    return path
+
+
+for _name, _make, _words in [
+    ("truncated.png", _truncated, ("not a readable image",)),
+    ("text.png", _write(b"hello, not an image"), ("not a readable image",)),
+    ("empty.jpg", _write(b""), ("not a readable image",)),
+    ("bomb.png", lambda p: png_declaring(p, 10000, 10000), ("over the limit", "E2P_MAX_IMAGE_PIXELS")),
+    ("huge-bomb.png", lambda p: png_declaring(p, 40000, 40000), ("over the limit",)),
+    ("tiny.png", lambda p: FX.image("bad/tiny.png", 15, 15), ("at least 16 px",)),
+    ("wide32.tif", _tiff32, ("only 16-bit data",)),
+]:
+    case("predict", f"one bad file in a batch: {_name}")(_one_bad_file(_name, _make, *_words))
+
+
+@case("predict", "odd but valid formats: greyscale, RGBA, palette, 16-bit, CMYK JPEG, BMP, WebP, TIFF")
+def _formats():
+    out = FX.fresh("formats")
+    rng = np.random.default_rng(1)
+    rgb = (rng.random((32, 40, 3)) * 255).astype(np.uint8)
+    d = FX.root / "inputs" / "formats"
+    d.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb[..., 0]).save(d / "grey.png")
+    Image.fromarray(np.dstack([rgb, rgb[..., :1]])).save(d / "rgba.png")
+    Image.fromarray(rgb).convert("P").save(d / "palette.png")
+    Image.fromarray(rgb[..., 0].astype(np.uint16) * 257).save(d / "sixteen.png")
+    Image.fromarray(rgb).convert("CMYK").save(d / "cmyk.jpg")
+    Image.fromarray(rgb).save(d / "plain.bmp")
+    Image.fromarray(rgb).save(d / "plain.webp")
+    Image.fromarray(rgb).save(d / "plain.tif")
+    code, err = predict("depth", d, out=out)
+    shapes = {np.load(p).shape for p in out.rglob("depth.npy")}
+    return code == 0 and len(list(out.rglob("depth.npy"))) == 8 and shapes == {(32, 40)}, err.strip().splitlines()[-1]
+
+
+@case("predict", "EXIF-rotated phone photo: prediction in the displayed orientation")
+def _exif():
+    out = FX.fresh("exif")
+    img = Image.fromarray((np.random.default_rng(2).random((32, 64, 3)) * 255).astype(np.uint8))
+    exif = img.getexif()
+    exif[0x0112] = 6
+    path = FX.root / "inputs" / "exif" / "phone.jpg"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, exif=exif.tobytes())
+    code, err = predict("depth", path, out=out)
+    shape = np.load(out / "phone.jpg" / "depth.npy").shape if code == 0 else None
+    return shape == (64, 32), f"stored 64x32 (W x H), prediction {shape} (H x W)"
+
+
+@case("predict", "equal names in different folders: a/same.png b/same.png b/same-2.png a/same.jpg")
+def _collisions():
+    out = FX.fresh("collide")
+    files = [FX.image(rel, 32, 32 + 8 * i, seed=i) for i, rel in
+             enumerate(["col/a/same.png", "col/b/same.png", "col/b/same-2.png", "col/a/same.jpg"])]
+    code, err = predict("depth", *files, out=out)
+    sets = sorted(p.parent.relative_to(out).as_posix() for p in out.rglob("depth.npy"))
+    return code == 0 and len(sets) == 4, f"{len(sets)} output sets: {sets}"
+
+
+@case("predict", "a folder with non-images, hidden files, the output folder inside it (rerun)")
+def _folder():
+    root = FX.root / "inputs" / "folder"
+    for rel in ("x.png", "sub/x.png", "sub/deeper/y.jpg", ".hidden/z.png"):
+        FX.image(f"folder/{rel}")
+    (root / "notes.txt").write_text("text")
+    out = root / "out"
+    shutil.rmtree(out, ignore_errors=True)
+    first, _ = predict("depth", root, out=out)
+    code, err = predict("depth", root, out=out)
+    n = len(list(out.rglob("depth.npy")))
+    return first == 0 and code == 0 and n == 3 and "3 of 3" in err, f"{n} sets after a rerun"
+
+
+@case("predict", "SIGKILL after the 2nd rename of a run (fresh output): whole sets only; resume completes")
+def _kill_fresh():
+    return _kill(after=2, existing=False)
+
+
+@case("predict", "SIGKILL between moving an old set aside and the new one in: nothing partial; resume completes")
+def _kill_existing():
+    return _kill(after=1, existing=True)
+
+
+def _kill(after: int, existing: bool):
+    out = FX.fresh(f"kill{after}")
+    files = [FX.image(f"kill/img{i}.png", seed=i) for i in range(2)]
+    argv = ["predict", "--task", "depth", "--model", str(FX.model("depth")), *map(str, files), "--output-dir", str(out),
+            "--processing-resolution", "32"]
+    if existing:
+        cli(*argv)
+    killer = ("import os, signal, sys\nreal, n = os.replace, [0]\n"
+              "def replace(*a, **k):\n    real(*a, **k)\n    n[0] += 1\n"
+              f"    if n[0] == {after}:\n        os.kill(os.getpid(), signal.SIGKILL)\n"
+              "os.replace = replace\nfrom edit2perceive.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    res = subprocess.run([sys.executable, "-c", killer, *argv], capture_output=True, text=True)
+    whole = len(visible_files(out)) % 4 == 0 and sets_whole(out)
+    code, _ = cli(*argv, "--skip-existing")
+    done = len(visible_files(out)) == 8 and not [p for p in out.iterdir() if p.name.startswith(".")]
+    return res.returncode == -signal.SIGKILL and whole and code == 0 and done, \
+        f"killed ({res.returncode}); whole sets: {whole}; after resume complete, no staging: {done}"
+
+
+@case("predict", "--skip-existing resumes: only missing sets are predicted")
+def _skip():
+    out = FX.fresh("skip")
+    files = [FX.image(f"skip/i{i}.png", seed=i) for i in range(3)]
+    predict("depth", *files, out=out)
+    shutil.rmtree(out / "i1.png")
+    code, err = predict("depth", *files, out=out, extra=["--skip-existing"])
+    return code == 0 and "1 of 3 images written" in err and "2 skipped" in err, err.strip().splitlines()[-1]
+
+
+@case("predict", "disk full while writing a set: failure names the output file; nothing partial")
+def _disk_full():
+    import errno
+
+    from edit2perceive import visualize
+
+    out = FX.fresh("full")
+    real = visualize._save
+    calls = [0]
+
+    def save(value, path):
+        calls[0] += 1
+        if calls[0] == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(value, path)
+
+    visualize._save = save
+    try:
+        code, err = predict("depth", FX.image("full/a.png"), out=out)
+    finally:
+        visualize._save = real
+    ok, detail = expect_failure(code, err, "a.png", "No space left on device", "a.png/depth")
+    return ok and not visible_files(out) and not list(out.iterdir()), detail
+
+
+for _desc, _extra, _words in [
+    ("--steps 100000000", ["--steps", "100000000"], ("--steps must be within 1..1000",)),
+    ("--steps 0", ["--steps", "0"], ("--steps",)),
+    ("--processing-resolution 100000", ["--processing-resolution", "100000"], ("within 0..8192",)),
+    ("--processing-resolution -1", ["--processing-resolution", "-1"], ("within 0..8192",)),
+    ("--batch-size 0", ["--batch-size", "0"], ("--batch-size must be >= 1",)),
+]:
+    def _arg_case(extra=_extra, words=_words):
+        out = FX.fresh("args")
+        start = time.perf_counter()
+        code, err = cli("predict", "--task", "depth", "--model", FX.root / "no-such-model", FX.image("args/a.png"),
+                        "--output-dir", out, *extra)
+        ok, detail = expect_refused(code, err, *words)
+        return ok and time.perf_counter() - start < 5, detail  # refused before any model loads
+    case("predict", f"argument that fails every image, refused before loading: {_desc}")(_arg_case)
+
+
+@case("predict", "--points nan,nan")
+def _points_nan():
+    code, err = cli("predict", "--task", "matting", "--model", FX.model("matting"), FX.image("p/a.png"), "--output-dir",
+                    FX.fresh("pn"), "--points", "nan,nan")
+    return expect_refused(code, err, "coordinates must be finite")
+
+
+@case("predict", "--points -5,10 (negative coordinate)")
+def _points_negative():
+    code, err = predict("matting", FX.image("p/a.png"), out=FX.fresh("pneg"), extra=["--points", "-5,10"])
+    return expect_failure(code, err, "a.png", "point (x=-5, y=10) lies outside")
+
+
+@case("predict", "--points outside one image of two (batch 2): only that one fails")
+def _points_outside():
+    big, small = FX.image("po/big.png", 64, 64), FX.image("po/small.png", 20, 20)
+    code, err = predict("matting", big, small, out=FX.fresh("po"), extra=["--points", "30,30", "--batch-size", "2"])
+    ok, detail = expect_failure(code, err, "small.png", "outside")
+    return ok and "1 of 2" in err, detail
+
+
+@case("predict", "matting without --points / --points for depth")
+def _points_task():
+    a = cli("predict", "--task", "matting", "--model", FX.model("matting"), FX.image("p/a.png"), "--output-dir",
+            FX.fresh("pt"))
+    b = cli("predict", "--task", "depth", "--model", FX.model("depth"), FX.image("p/a.png"), "--output-dir",
+            FX.fresh("pt"), "--points", "1,1")
+    return a[0] == 2 and b[0] == 2 and "needs --points" in a[1] and "only used by the matting" in b[1], \
+        f"{a[1].strip()} / {b[1].strip()}"
+
+
+@case("predict", "NaN model weights: a failure of each image, no all-black outputs")
+def _nan_weights():
+    out = FX.fresh("nan")
+    code, err = predict("depth", FX.image("n/a.png"), out=out, model=FX.model("depth", nan=True))
+    ok, detail = expect_failure(code, err, "a.png", "non-finite")
+    return ok and not visible_files(out), detail
+
+
+@case("predict", "model folder problems: missing, wrong task, no transformer weights, no vae/, pickle-only weights")
+def _model_folders():
+    base = FX.model("depth")
+    results = []
+    results.append(expect_refused(*predict("depth", FX.image("m/a.png"), out=FX.fresh("m"),
+                                           model=FX.root / "missing-model"), "cannot use model"))
+    results.append(expect_refused(*predict("depth", FX.image("m/a.png"), out=FX.fresh("m"),
+                                           model=FX.model("matting")), "trained for task 'matting'"))
+    nw = FX.root / "models" / "no-weights"
+    shutil.rmtree(nw, ignore_errors=True)
+    shutil.copytree(base, nw)
+    (nw / "transformer" / "diffusion_pytorch_model.safetensors").unlink()
+    results.append(expect_refused(*predict("depth", FX.image("m/a.png"), out=FX.fresh("m"), model=nw),
+                                  "transformer: no weights; expected FluxTransformer2DModel weights as .safetensors"))
+    (nw / "transformer" / "diffusion_pytorch_model.bin").write_bytes(b"not loaded")
+    results.append(expect_refused(*predict("depth", FX.image("m/a.png"), out=FX.fresh("m"), model=nw),
+                                  "only pickle weights"))
+    nv = FX.root / "models" / "no-vae"
+    shutil.rmtree(nv, ignore_errors=True)
+    shutil.copytree(base, nv)
+    shutil.rmtree(nv / "vae")
+    results.append(expect_refused(*predict("depth", FX.image("m/a.png"), out=FX.fresh("m"), model=nv),
+                                  "vae: missing"))
+    return all(r[0] for r in results), " | ".join(r[1][-70:] for r in results)
+
+
+@case("predict", "missing input path / folder without images / --output-dir is a file")
+def _paths():
+    empty = FX.root / "inputs" / "empty-folder"
+    empty.mkdir(parents=True, exist_ok=True)
+    afile = FX.root / "work" / "a-file"
+    afile.parent.mkdir(parents=True, exist_ok=True)
+    afile.write_text("x")
+    a = predict("depth", FX.root / "inputs" / "nope.png", out=FX.fresh("pp"))
+    b = predict("depth", empty, out=FX.fresh("pp"))
+    c = predict("depth", FX.image("pp/a.png"), out=afile)
+    return (expect_refused(*a, "nope.png: no such file or folder")[0] and
+            expect_refused(*b, "folder holds no image files")[0] and expect_refused(*c, "is not a folder")[0],
+            f"{a[1].strip()} | {b[1].strip()} | {c[1].strip()}")
+
