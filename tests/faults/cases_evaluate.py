@@ -85,9 +85,55 @@ def _eval_foreign():
     foreign.mkdir()
     (foreign / "thesis.tex").write_text("mine")
     code, err = _eval(root / "preds", root / "nyu", foreign)
-    assert code == 1 and "holds files that e2p evaluate did not write (thesis.tex)" in err, last_line(err)
+    assert code == 2 and "holds files that e2p evaluate did not write (thesis.tex" in err, last_line(err)
     assert [p.name for p in foreign.iterdir()] == ["thesis.tex"]
     return True, last_line(err)
+
+
+@case("evaluate", "--output-dir holding the user's own results.md / summary.json: refused, not deleted")
+def _eval_own_results():
+    root = FX.fresh("eval-own")
+    _preds(root, _nyu(root / "nyu"))
+    mine = root / "paper"
+    mine.mkdir()
+    (mine / "results.md").write_text("my table")
+    (mine / "summary.json").write_text("{}")
+    code, err = _eval(root / "preds", root / "nyu", mine)
+    assert code == 2 and "did not write (results.md, summary.json" in err, last_line(err)
+    assert (mine / "results.md").read_text() == "my table" and (mine / "summary.json").read_text() == "{}"
+    return True, last_line(err)
+
+
+@case("evaluate", "a results file edited after the run: the rerun refuses to replace it")
+def _eval_edited():
+    root = FX.fresh("eval-edited")
+    _preds(root, _nyu(root / "nyu"))
+    out = root / "out"
+    assert _eval(root / "preds", root / "nyu", out)[0] == 0
+    (out / "results.md").write_text("annotated by hand")
+    code, err = _eval(root / "preds", root / "nyu", out)
+    assert code == 2 and "did not write (results.md" in err, last_line(err)
+    assert (out / "results.md").read_text() == "annotated by hand"
+    return True, last_line(err)
+
+
+@case("evaluate", "data layout error (KITTI without its split file): exit 2 as documented")
+def _eval_layout():
+    root = FX.fresh("eval-layout")
+    _nyu(root / "nyu")
+    (root / "preds").mkdir()
+    code, err = cli("evaluate", "--task", "depth", "--dataset", "kitti", "--data-dir", root / "nyu", "--predictions",
+                    root / "preds", "--output-dir", root / "out", "--no-progress")
+    return code == 2 and "Eigen split file" in err, last_line(err)
+
+
+@case("evaluate", "an --output-dir that cannot be created: exit 2 naming it, no traceback")
+def _eval_uncreatable():
+    root = FX.fresh("eval-uncreatable")
+    _preds(root, _nyu(root / "nyu"))
+    (root / "a-file").write_text("x")
+    code, err = _eval(root / "preds", root / "nyu", root / "a-file" / "out")
+    return code == 2 and "a-file" in err and "Traceback" not in err, last_line(err)
 
 
 @case("evaluate", "half-size prediction with the ground truth's aspect: resized, evaluated")

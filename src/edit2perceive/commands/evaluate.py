@@ -63,6 +63,7 @@ def run(args) -> int:
         make_protocol,
     )
     from edit2perceive.evaluation.report import paper_table
+    from edit2perceive.evaluation.runner import SetupError
 
     try:
         proto = make_protocol(args.task, args.dataset, args.protocol, alignment=args.alignment,
@@ -81,6 +82,9 @@ def run(args) -> int:
         result = evaluate_benchmark(args.task, proto.dataset, args.data_dir, predictor, protocol=proto,
                                     split_file=args.split_file, max_samples=args.max_samples, output_dir=out,
                                     method=args.method, progress=not args.no_progress)
+    except SetupError as err:
+        print(f"e2p evaluate: {err}", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError, OSError) as err:
         print(f"e2p evaluate: {err}", file=sys.stderr)
         return 1
