@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from harness import (
@@ -15,6 +16,7 @@ from harness import (
     cli,
     expect_failure,
     expect_refused,
+    last_line,
     png_declaring,
     predict,
     sets_whole,
@@ -287,3 +289,50 @@ def _paths():
             expect_refused(*b, "folder holds no image files")[0] and expect_refused(*c, "is not a folder")[0],
             f"{a[1].strip()} | {b[1].strip()} | {c[1].strip()}")
 
+
+
+# -- re-runs into the same folder: exactly what the run produced, ownership by manifest -------
+def _set_files(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir() if not p.name.startswith(".")}
+
+
+DEPTH_SET = {"depth.png", "depth_16bit.png", "depth.npy", "depth_panel.png"}
+
+
+@case("predict", "re-run without the extras (and with another model): the first run's extras are removed")
+def _rerun_extras():
+    out = FX.fresh("rerun-extras")
+    img = FX.image("rerun/a.png")
+    (out.parent / "m.csv").write_text("x,y,depth\n5,5,2.0\n40,20,6.5\n20,10,3.0\n30,25,5.0\n")
+    code, err = predict("depth", img, out=out, extra=["--ensemble-size", "2", "--uncertainty", "--export", "ply",
+                                                      "--metric-depth", out.parent / "m.csv"])
+    assert code == 0, last_line(err)
+    predict("matting", img, out=out, extra=["--points", "10,10"])
+    (out / "a.png" / "notes.txt").write_text("mine")
+    first = _set_files(out / "a.png")
+    assert {"depth_metric.npy", "depth_cloud.ply", "depth_uncertainty.npy", "alpha.npy"} <= first, first
+    code, err = predict("depth", img, out=out, model=FX.model_copy("other-depth"))
+    got = _set_files(out / "a.png")
+    want = DEPTH_SET | {"alpha.png", "cutout.png", "alpha.npy", "matting_panel.png", "notes.txt"}
+    return code == 0 and got == want, f"after the re-run: extra {sorted(got - want)}, missing {sorted(want - got)}"
+
+
+@case("predict", "--skip-existing with a newly requested extra (--export ply): the image is predicted again")
+def _skip_new_extra():
+    out = FX.fresh("skip-extra")
+    img = FX.image("skipx/a.png")
+    assert predict("depth", img, out=out)[0] == 0
+    code, err = predict("depth", img, out=out, extra=["--skip-existing", "--export", "ply"])
+    ok = code == 0 and "1 of 1 images written" in err and (out / "a.png" / "depth_cloud.ply").is_file()
+    code2, err2 = predict("depth", img, out=out, extra=["--skip-existing", "--export", "ply"])
+    return ok and code2 == 0 and "already have" in err2, f"{last_line(err)} | {last_line(err2)}"
+
+
+@case("predict", "a user's own file under an output name (depth.png) in the input's folder: not replaced")
+def _foreign_output_name():
+    out = FX.fresh("foreign-name")
+    (out / "a.png").mkdir()
+    (out / "a.png" / "depth.png").write_bytes(b"my own depth picture")
+    code, err = predict("depth", FX.image("foreign/a.png"), out=out)
+    ok, detail = expect_failure(code, err, "a.png", "depth.png: exists and was not written by e2p")
+    return ok and (out / "a.png" / "depth.png").read_bytes() == b"my own depth picture", detail

@@ -94,6 +94,14 @@ def check_arguments(args) -> str | None:
     return None
 
 
+def extra_file_names(args) -> set[str]:
+    """The names of the extra files :func:`extra_files` writes for one image."""
+    names = {f"{args.task}_uncertainty.png", f"{args.task}_uncertainty.npy"} if args.uncertainty else set()
+    if args.metric_depth is not None:
+        names |= {"depth_metric.npy", "depth_metric_fit.json"}
+    return names | {f"{args.task}_cloud.{fmt}" for fmt in args.export}
+
+
 def call_kwargs(args) -> dict:
     """Extra keyword arguments of the pipeline call."""
     return {"ensemble_size": args.ensemble_size, "ensemble_augmentations": tuple(args.ensemble_augmentations),

@@ -9,12 +9,15 @@ equal file names in different folders (or with different extensions) never share
 
 Files per input folder: depth ``depth.png`` (Spectral colour map), ``depth_16bit.png``,
 ``depth.npy``; normal ``normal.png``, ``normal.npy``; matting ``alpha.png`` (8-bit),
-``cutout.png`` (RGBA), ``alpha.npy``; and ``<task>_panel.png`` (input | prediction). Other
-tasks' files in an existing folder are kept.
+``cutout.png`` (RGBA), ``alpha.npy``; and ``<task>_panel.png`` (input | prediction).
 
-Each folder appears complete or not at all (written aside, then one rename), even if the
-run is killed; ``--skip-existing`` resumes an interrupted run by skipping inputs whose
-files for this task are all there. An input that fails (unreadable, too large, a point
+Re-runs: after a run, an input's folder holds exactly the files this run wrote for the task
+(extras included; an earlier run's extras that were not asked for again are removed), next
+to other tasks' files and anything else that was there. Each folder's ``.e2p-manifest.json``
+records what e2p wrote; a file e2p cannot prove it wrote is never deleted or replaced (the
+input fails instead). Each folder appears complete or not at all (written aside, then one
+rename), even if the run is killed; ``--skip-existing`` resumes an interrupted run by
+skipping inputs whose folder already holds exactly this run's files for the task. An input that fails (unreadable, too large, a point
 outside it, a non-finite prediction, out of memory) is reported with its file name and
 leaves nothing; the others continue, and the command exits with status 1 and a summary.
 Arguments that would fail for every image are refused before the model loads.
@@ -138,9 +141,18 @@ def prediction_files(task: str, rgb, prediction, points=None) -> dict:
     return files
 
 
-def _is_done(output_dir: Path, name: str, task: str) -> bool:
-    folder = output_dir / name
-    return all((folder / f).is_file() for f in TASK_FILES[task])
+def owner(task: str) -> str:
+    """The owner label of a task's files in a set folder's manifest (:mod:`edit2perceive.io.manifest`)."""
+    return f"e2p predict {task}"
+
+
+def _is_done(output_dir: Path, name: str, args) -> bool:
+    """Whether the folder holds exactly the files this run would write for the task, all
+    proven written by e2p (a newly requested extra is missing: not done)."""
+    from edit2perceive.io.manifest import owned
+
+    mine = {n for n, who in owned(output_dir / name).items() if who == owner(args.task)}
+    return mine == set(TASK_FILES[args.task]) | _predict_extras.extra_file_names(args)
 
 
 def check_arguments(args) -> str | None:
@@ -202,7 +214,7 @@ def run(args) -> int:
     def done(path, name):
         if is_video(path):
             return _predict_extras.video_done(args.output_dir / name, args.task)
-        return _is_done(args.output_dir, name, args.task)
+        return _is_done(args.output_dir, name, args)
 
     todo = [(p, n) for p, n in inputs if not (args.skip_existing and done(p, n))]
     skipped = len(inputs) - len(todo)
@@ -264,7 +276,7 @@ def run(args) -> int:
                 pred, unc = predictions[k] if predictions[k] is not None else predict([rgb])[0]
                 files = prediction_files(args.task, rgb, pred, points=points)
                 files.update(_predict_extras.extra_files(args, helpers, rgb, pred, unc))
-                write_prediction_set(files, args.output_dir, name)
+                write_prediction_set(files, args.output_dir, name, owner=owner(args.task))
                 written += 1
             except Exception as err:  # noqa: BLE001
                 failures.append((str(path), _message(err)))
