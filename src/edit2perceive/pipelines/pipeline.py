@@ -219,8 +219,10 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         from ..core.base_model import complete_from_base
         from .folders import check_model_folder, lora_folder
 
+        if kwargs.setdefault("use_safetensors", True) is not True:
+            raise ValueError("use_safetensors must be True: pickle weights are never loaded")
         if os.path.isdir(pretrained_model_name_or_path):
-            check_model_folder(pretrained_model_name_or_path, given=kwargs)
+            check_model_folder(pretrained_model_name_or_path, given=kwargs, components=cls._optional_components)
         lora = lora_folder(pretrained_model_name_or_path, kwargs)
         kwargs = complete_from_base(pretrained_model_name_or_path, kwargs, base_model=base_model, quantize=quantize)
         pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)

@@ -218,18 +218,20 @@ def build_components(recipe: RecipeArguments, task, train_examples: list[dict], 
     # pure bf16 (the reference's and the default with --bf16): load the 24 GB of bf16 weights as
     # they are, never an fp32 copy; the frozen VAE follows
     dtype = torch.bfloat16 if master_weights == "bf16" else torch.float32
-    transformer = FluxTransformer2DModel.from_pretrained(recipe.model, subfolder="transformer", torch_dtype=dtype)
-    vae = AutoencoderKL.from_pretrained(recipe.model, subfolder="vae", torch_dtype=dtype)
+    transformer = FluxTransformer2DModel.from_pretrained(recipe.model, subfolder="transformer", dtype=dtype,
+                                                          use_safetensors=True)
+    vae = AutoencoderKL.from_pretrained(recipe.model, subfolder="vae", dtype=dtype, use_safetensors=True)
     if recipe.prompt_cache:
-        cache = PromptCache.from_pretrained(recipe.prompt_cache)
+        cache = PromptCache.from_pretrained(recipe.prompt_cache, use_safetensors=True)
     else:
         from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5TokenizerFast
 
         parts = dict(
             tokenizer=CLIPTokenizer.from_pretrained(recipe.model, subfolder="tokenizer"),
-            text_encoder=CLIPTextModel.from_pretrained(recipe.model, subfolder="text_encoder"),
+            text_encoder=CLIPTextModel.from_pretrained(recipe.model, subfolder="text_encoder", use_safetensors=True),
             tokenizer_2=T5TokenizerFast.from_pretrained(recipe.model, subfolder="tokenizer_2"),
-            text_encoder_2=T5EncoderModel.from_pretrained(recipe.model, subfolder="text_encoder_2", torch_dtype=torch.bfloat16),
+            text_encoder_2=T5EncoderModel.from_pretrained(recipe.model, subfolder="text_encoder_2", dtype=torch.bfloat16,
+                                                          use_safetensors=True),
         )
         cache = encode_prompt(task.prompt, **parts)
         del parts  # the 4.7B T5 is not kept
