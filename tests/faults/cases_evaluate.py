@@ -43,8 +43,8 @@ case("evaluate", "object (pickle) .npy prediction")(_eval_case(
 case("evaluate", "truncated .npy prediction")(_eval_case(
     lambda p, gt: p.write_bytes(p.read_bytes()[:100]), ".npy: not a readable numeric .npy array"))
 case("evaluate", "missing prediction file")(_eval_case(lambda p, gt: p.unlink(), "no saved prediction for sample"))
-case("evaluate", "NaN prediction pixels")(_eval_case(
-    lambda p, gt: np.save(p, np.full(gt.shape, np.nan, np.float32)), "non-finite"))
+case("evaluate", "NaN prediction pixels: the hint names the CLI flag --nonfinite mask")(_eval_case(
+    lambda p, gt: np.save(p, np.full(gt.shape, np.nan, np.float32)), "non-finite", "--nonfinite mask"))
 
 
 def _preds(root: Path, gts, override=None):

@@ -40,6 +40,10 @@ for _desc, _call, _exc, _words in [
     ("num_inference_steps=0.5", lambda p: p(_rgb(), num_inference_steps=0.5), ValueError, ("integer",)),
     ("processing_resolution=100000", lambda p: p(_rgb(), processing_resolution=100000), ValueError, ("0..8192",)),
     ("image of 15 px", lambda p: p(_rgb(15, 40)), ValueError, ("at least 16 px",)),
+    ("processing_resolution as the string '64'", lambda p: p(_rgb(), processing_resolution="64"), ValueError,
+     ("processing_resolution must be within 0..8192 (0 = native) and an integer, got '64'",)),
+    ("batch_size=None", lambda p: p(_rgb(), batch_size=None), ValueError, ("batch_size must be an integer >= 1, got None",)),
+    ("batch_size=2.5", lambda p: p(_rgb(), batch_size=2.5), ValueError, ("batch_size must be an integer",)),
     ("image path that does not exist", lambda p: p("/no/such/file.png"), ValueError, ("no such file",)),
 ]:
     case("pipeline", _desc)(lambda call=_call, exc=_exc, words=_words: expect_raises(lambda: call(_pipe()), exc, *words))
@@ -69,3 +73,13 @@ def _api_exif():
     return out.prediction.shape == (1, 64, 32), f"prediction {out.prediction.shape[1:]} for a stored 32 x 64 (H x W)"
 
 
+
+
+@case("pipeline", "SAM-style (x, y, label) points: refused, not re-cut into wrong (x, y) pairs")
+def _api_xyl_points():
+    pipe = _pipe("matting")
+    one = expect_raises(lambda: pipe(_rgb(), points=[(10, 20, 1), (30, 40, 1)], processing_resolution=32), ValueError,
+                        "points must be (x, y) pairs", "(2, 3)")
+    batch = expect_raises(lambda: pipe([_rgb(), _rgb()], points=[[(10, 20, 1)], [(5, 5, 1)]], processing_resolution=32),
+                          ValueError, "image 0: points must be (x, y) pairs")
+    return one[0] and batch[0], f"{one[1]} | {batch[1]}"

@@ -65,7 +65,7 @@ for _name, _make, _words in [
     ("empty.jpg", _write(b""), ("not a readable image",)),
     ("bomb.png", lambda p: png_declaring(p, 10000, 10000), ("over the limit", "E2P_MAX_IMAGE_PIXELS")),
     ("huge-bomb.png", lambda p: png_declaring(p, 40000, 40000), ("over the limit",)),
-    ("tiny.png", lambda p: FX.image("bad/tiny.png", 15, 15), ("at least 16 px",)),
+    ("tiny.png", lambda p: FX.image("bad/tiny.png", 15, 15), ("the image is 15x15 px", "at least 16 px")),
     ("wide32.tif", _tiff32, ("only 16-bit data",)),
 ]:
     case("predict", f"one bad file in a batch: {_name}")(_one_bad_file(_name, _make, *_words))
@@ -336,3 +336,28 @@ def _foreign_output_name():
     code, err = predict("depth", FX.image("foreign/a.png"), out=out)
     ok, detail = expect_failure(code, err, "a.png", "depth.png: exists and was not written by e2p")
     return ok and (out / "a.png" / "depth.png").read_bytes() == b"my own depth picture", detail
+
+
+@case("predict", "the README's matting command: --points 120,80 140,95 cat.jpg (input after the points)")
+def _readme_points():
+    img = FX.image("readme/cat.jpg", 100, 160)
+    out = FX.fresh("readme-points")
+    code, err = cli("predict", "--task", "matting", "--model", FX.model("matting"), "--output-dir", out,
+                    "--processing-resolution", "32", "--points", "120,80", "140,95", img)
+    return code == 0 and (out / "cat.jpg" / "alpha.npy").is_file(), last_line(err)
+
+
+@case("predict", "too-small image in a batch of 2: named by its file, not as 'image 0'")
+def _tiny_named():
+    out = FX.fresh("tiny-named")
+    code, err = predict("depth", FX.image("tn/small.png", 15, 40), FX.image("tn/good.png"), out=out,
+                        extra=["--batch-size", "2"])
+    ok, detail = expect_failure(code, err, "small.png", "the image is 40x15 px; both sides must be at least 16 px")
+    return ok and "image 0" not in err, detail
+
+
+@case("predict", "python -m edit2perceive.training.tiny_run --help (an old module path): usage, exit 0")
+def _old_path_help():
+    res = subprocess.run([sys.executable, "-m", "edit2perceive.training.tiny_run", "--help"], capture_output=True,
+                         text=True, timeout=120)
+    return res.returncode == 0 and "usage:" in res.stdout, (res.stdout + res.stderr).strip().splitlines()[-1][:160]

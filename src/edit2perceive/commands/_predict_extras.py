@@ -75,6 +75,12 @@ def check_arguments(args) -> str | None:
             return "--metric-depth aligns a depth prediction: use it with --task depth"
         if not os.path.isfile(args.metric_depth):
             return f"--metric-depth {args.metric_depth}: no such file"
+        from ..outputs.metric_depth import check_measurement_file
+
+        try:  # a malformed file is refused now, not after minutes of model loading
+            check_measurement_file(args.metric_depth)
+        except ValueError as err:
+            return f"--metric-depth {err}"
     if args.export:
         if args.task != "depth" and args.depth_model is None:
             return f"--export with --task {args.task} needs --depth-model (the depth to back-project)"

@@ -85,8 +85,8 @@ def run(args) -> int:
     except SetupError as err:
         print(f"e2p evaluate: {err}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError, OSError) as err:
-        print(f"e2p evaluate: {err}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, OSError) as err:  # the library's keyword hint, as the flag
+        print(f"e2p evaluate: {str(err).replace('nonfinite=' + repr('mask'), '--nonfinite mask')}", file=sys.stderr)
         return 1
     s = result.summary
     print(paper_table([s]), end="")

@@ -58,18 +58,31 @@ def parse_point(text: str) -> tuple[float, float]:
     return x, y
 
 
+def split_points(points: list[str] | None, inputs: list[str]) -> tuple[list[tuple[float, float]] | None, list[str]]:
+    """``--points`` values -> ``(points, inputs)``: argparse gives ``--points`` every value up
+    to the next option, so ``--points 120,80 140,95 cat.jpg`` also holds the input. The values
+    from the first existing path (or one that is not ``x,y``-shaped: no comma) on are inputs."""
+    if points is None:
+        return None, list(inputs)
+    for k, text in enumerate(points):
+        if os.path.exists(text) or "," not in text:
+            return [parse_point(v) for v in points[:k]], [*points[k:], *inputs]
+    return [parse_point(v) for v in points], list(inputs)
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("predict", help="predict depth / normals / alpha for image files and folders",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     # "-5,10" is a point, not an option (argparse only knows plain negative numbers)
     p._negative_number_matcher = re.compile(r"^-\d+$|^-\d*\.\d+$|^-[\d.]*,[-+\d.eE]*$")
-    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files (any PIL format) and folders")
+    # "*": `--points 1,2 3,4 cat.jpg` leaves nothing for argparse here (see split_points)
+    p.add_argument("inputs", nargs="*", metavar="IMAGE_OR_DIR", help="image files (any PIL format) and folders")
     p.add_argument("--task", required=True, choices=["depth", "normal", "matting"],
                    help="task; must match the model's task")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="saved pipeline folder or Hugging Face Hub id")
     p.add_argument("--output-dir", required=True, type=Path, help="folder for the outputs (created)")
-    p.add_argument("--points", nargs="+", type=parse_point, default=None, metavar="X,Y",
+    p.add_argument("--points", nargs="+", default=None, metavar="X,Y",
                    help="matting: foreground points in pixel coordinates, used for every image")
     p.add_argument("--steps", type=int, default=1, help="Euler steps, 1..1000 (1 = single-step, the default)")
     p.add_argument("--processing-resolution", type=int, default=None,
@@ -170,6 +183,12 @@ def check_arguments(args) -> str | None:
         return f"--processing-resolution must be within 0..{MAX_PROCESSING_RESOLUTION} (0 = native), got {res}"
     if args.batch_size < 1:
         return f"--batch-size must be >= 1, got {args.batch_size}"
+    from edit2perceive.io.images import max_image_pixels
+
+    try:
+        max_image_pixels()
+    except ValueError as err:
+        return str(err)
     if args.output_dir.exists() and not args.output_dir.is_dir():
         return f"--output-dir {args.output_dir} exists and is not a folder"
     return None
@@ -179,10 +198,12 @@ def _load_rgb(path: Path):
     import numpy as np
     import PIL.Image
 
-    from edit2perceive.io.images import open_image, pil_to_unit_rgb
+    from edit2perceive.io.images import MIN_SIDE, open_image, pil_to_unit_rgb
 
     # upright (EXIF), greyscale / RGBA / 16-bit files become 8-bit RGB (see edit2perceive.io.images)
     img = open_image(path)
+    if min(img.size) < MIN_SIDE:  # said here, by file, not as "image 0" of a batch
+        raise ValueError(f"the image is {img.width}x{img.height} px; both sides must be at least {MIN_SIDE} px")
     if img.mode == "RGB":  # already 8-bit RGB: no float copies of a large photo
         return img
     return PIL.Image.fromarray(np.round(pil_to_unit_rgb(img, str(path)) * 255).astype(np.uint8))
@@ -200,6 +221,14 @@ def run(args) -> int:
 
     from edit2perceive.outputs.visualize import clean_stale_partials, write_prediction_set
 
+    try:
+        args.points, args.inputs = split_points(args.points, args.inputs)
+    except argparse.ArgumentTypeError as err:
+        print(f"e2p predict: --points: {err}", file=sys.stderr)
+        return 2
+    if not args.inputs:
+        print("e2p predict: no IMAGE_OR_DIR given (image files or folders to predict)", file=sys.stderr)
+        return 2
     problem = check_arguments(args) or _predict_extras.check_arguments(args)
     if problem is None:
         try:
