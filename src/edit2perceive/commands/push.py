@@ -44,7 +44,7 @@ def _card(model_dir: Path, *, repo_id: str, summary_paths):
         raise ValueError(f"summaries for task {wrong[0]!r} cannot go on a {task!r} model card")
     converted = _reference_release(model_dir)
     if converted is not None:  # a converted release keeps the authors' credit and its conventions
-        from edit2perceive.reference.export import reference_card
+        from edit2perceive.pipelines.reference_export import reference_card
 
         return reference_card(task, source=converted["source"].split("/")[-1], fmt=converted["format"],
                               config=index, base_model=converted.get("base_model") or BASE_MODEL,
