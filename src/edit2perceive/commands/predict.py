@@ -25,7 +25,7 @@ Arguments that would fail for every image are refused before the model loads.
 Beyond one map (options below, :mod:`edit2perceive.commands._predict_extras`): ensembles
 with ``--ensemble-size N --uncertainty``, metric depth from ``--metric-depth FILE``, point
 clouds with ``--export ply glb``; video files given as inputs (``clip.mp4`` -> ``OUT/clip.mp4/``
-with ``<task>.mp4`` and ``<task>_frames/``, written in place, the mp4 last).
+with ``<task>.mp4`` and ``<task>_frames/``, written aside and moved into place together).
 """
 
 from __future__ import annotations
@@ -238,6 +238,8 @@ def predict(opts: PredictOptions) -> int:
             inputs = list_inputs(opts.inputs, exclude=opts.output_dir)
         except ValueError as err:
             problem = str(err)
+    if problem is None and any(is_video(p) for p, _ in inputs):
+        problem = _predict_extras.check_video_options(opts)
     if problem is not None:
         return _fail(problem)
     todo = [(p, n) for p, n in inputs if not (opts.skip_existing and _has_outputs(opts, p, n))]
@@ -270,7 +272,7 @@ def _has_outputs(opts: PredictOptions, path: Path, name: str) -> bool:
     from edit2perceive.outputs.video import is_video
 
     if is_video(path):
-        return _predict_extras.video_done(opts.output_dir / name, opts.task)
+        return _predict_extras.video_done(opts, opts.output_dir / name)
     return _is_done(opts.output_dir, name, opts)
 
 
@@ -306,7 +308,7 @@ class _Predictor:
     def predict_videos(self, videos) -> None:
         for path, name in videos:
             try:
-                _predict_extras.run_video(self.opts, self.pipe, path, self.opts.output_dir / name)
+                _predict_extras.run_video(self.opts, self.pipe, path, self.opts.output_dir, name, owner(self.opts.task))
                 self.written += 1
             except Exception as err:  # noqa: BLE001 - any per-input failure is reported, the run goes on
                 self.failures.append((str(path), _message(err)))

@@ -14,9 +14,11 @@ left in its staging folders.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +26,7 @@ import PIL.Image
 import PIL.ImageDraw
 from diffusers.pipelines.marigold.marigold_image_processing import MarigoldImageProcessor
 
-from ..io.atomic import atomic_files, atomic_folder, clean_stale_staging
+from ..io.atomic import FILE_MODE, atomic_files, atomic_folder, clean_stale_staging, write_bytes_atomic
 from ..io.manifest import MANIFEST, owned, write_manifest
 
 
@@ -140,39 +142,52 @@ def write_prediction_set(outputs: dict[str, object], output_dir: str | os.PathLi
                          owner: str = "e2p predict") -> Path:
     """Write ``outputs`` (``{file name: PIL image or numpy array}``) as the folder
     ``output_dir / name`` (``name`` may hold ``/``), crash-safely, recording them in the
-    folder's manifest under ``owner`` (:mod:`edit2perceive.io.manifest`).
-
-    The files are written and synced in a staging folder beside the target, which then
-    replaces it (:func:`edit2perceive.io.atomic.atomic_folder`), so the final name shows either
-    the old or the new complete set. Of an existing folder's entries, those the manifest
-    proves written under the same ``owner`` (an earlier run of the same task, extras
-    included) are dropped; every other entry (another task's files, the user's) is kept
-    (hard links). A file of the new set whose name is taken by an entry the manifest does not
-    prove ours is an error (``FileExistsError``): nothing is replaced.
-    """
+    folder's manifest under ``owner`` (see :func:`prediction_set`)."""
     target = Path(output_dir) / name
-    before = owned(target) if target.is_dir() else {}
-    if target.is_dir():
-        taken = sorted(n for n in outputs if (target / n).exists() and n not in before)
-        if taken:
-            raise FileExistsError(f"{target / taken[0]}: exists and was not written by e2p (not in {MANIFEST}); "
-                                  "move it away or choose another --output-dir")
-    with atomic_folder(target) as staging:
+    with prediction_set(output_dir, name, list(outputs), owner=owner) as staging:
         for file_name, value in outputs.items():
             try:
                 _save(value, staging / file_name)
             except OSError as err:  # e.g. disk full: say which file of which set
                 raise OSError(err.errno, f"cannot write {target / file_name}: {err.strerror or err}") from err
-        owners = dict.fromkeys(outputs, owner)
+    return target
+
+
+@contextlib.contextmanager
+def prediction_set(output_dir: str | os.PathLike, name: str, names: list[str], owner: str) -> Iterator[Path]:
+    """Yield a staging folder to write the entries ``names`` (files or folders) of the set
+    ``output_dir / name`` into; on success it replaces that folder in one rename
+    (:func:`edit2perceive.io.atomic.atomic_folder`), so the final name shows either the old or
+    the new complete set, even after a kill; on an error nothing changes.
+
+    The new folder holds the new entries, recorded in its manifest under ``owner``
+    (:mod:`edit2perceive.io.manifest`), and the old folder's other entries (hard links) except
+    those the manifest proves written under the same ``owner``: after a re-run of a task its
+    files are exactly this run's (extras included), beside other tasks' files and the user's.
+    A new entry whose name is taken by an entry not proven ours is an error
+    (``FileExistsError``) raised before anything is written.
+    """
+    target = Path(output_dir) / name
+    before = owned(target) if target.is_dir() else {}
+    if target.is_dir():
+        taken = sorted(n for n in names if (target / n).exists() and n not in before)
+        if taken:
+            raise FileExistsError(f"{target / taken[0]}: exists and was not written by e2p (not in {MANIFEST}); "
+                                  "move it away or choose another --output-dir")
+    with atomic_folder(target) as staging:
+        yield staging
+        for root, _dirs, files in os.walk(staging):  # the new files: 0644 whatever wrote them
+            for f in files:
+                os.chmod(os.path.join(root, f), FILE_MODE)
+        owners = dict.fromkeys(names, owner)
         if target.is_dir():
             for kept in target.iterdir():
-                if kept.name in outputs or kept.name == MANIFEST or before.get(kept.name) == owner:
+                if kept.name in names or kept.name == MANIFEST or before.get(kept.name) == owner:
                     continue
                 _link(kept, staging / kept.name)
                 if kept.name in before:
                     owners[kept.name] = before[kept.name]
         write_manifest(staging, owners)
-    return target
 
 
 def _link(src: Path, dst: Path) -> None:
@@ -209,7 +224,7 @@ class EncodedFile:
         self.data = bytes(data)
 
     def save(self, path) -> None:
-        Path(path).write_bytes(self.data)
+        write_bytes_atomic(path, self.data)  # synced, 0644 like every output
 
 
 def uncertainty_to_image(uncertainty) -> PIL.Image.Image:
