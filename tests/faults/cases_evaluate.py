@@ -144,3 +144,34 @@ def _eval_half():
     _preds(root, gts, {sid: np.sqrt(gts[sid])[::2, ::2].copy()})
     code, err = _eval(root / "preds", root / "nyu", root / "out")
     return code == 0, last_line(err)
+
+
+def _summary(name: str, max_samples=None) -> Path:
+    root = FX.fresh(name)
+    _preds(root, _nyu(root / "nyu"))
+    extra = ["--max-samples", str(max_samples)] if max_samples else []
+    code, err = cli("evaluate", "--task", "depth", "--dataset", "nyuv2", "--data-dir", root / "nyu", "--predictions",
+                    root / "preds", "--output-dir", root / "out", "--no-progress", *extra)
+    assert code == 0, last_line(err)
+    return root / "out"
+
+
+@case("evaluate", "e2p card / push with an evaluation over --max-samples 1: refused, not published as the result")
+def _card_partial():
+    partial = _summary("card-partial", max_samples=1)
+    a, err_a = cli("card", FX.model("depth"), "--summary", partial, "--output", FX.fresh("card-out") / "README.md")
+    b, err_b = cli("push", FX.model("depth"), "--repo-id", "me/x", "--summary", partial, "--dry-run",
+                   FX.fresh("card-up") / "up")
+    words = "an evaluation of the first 1 images only (--max-samples"
+    ok = a == 2 and b == 2 and words in err_a and words in err_b and not (FX.root / "work" / "card-up" / "up").exists()
+    full = _summary("card-full")
+    c, err_c = cli("card", FX.model("depth"), "--summary", full, "--output", FX.fresh("card-out2") / "README.md")
+    return ok and c == 0, f"{last_line(err_a)} | full: {c}"
+
+
+@case("evaluate", "e2p card with a summary.json that is not JSON: names the file, exit 2")
+def _card_bad_json():
+    bad = FX.fresh("card-json") / "summary.json"
+    bad.write_bytes(b'{"task": "depth", "metrics": {\xe9')
+    code, err = cli("card", FX.model("depth"), "--summary", bad, "--output", FX.fresh("card-out3") / "README.md")
+    return code == 2 and f"{bad}: not an e2p evaluate summary.json" in err, last_line(err)
