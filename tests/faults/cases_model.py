@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from harness import FX, ROOT, case, cli, expect_raises, expect_refused, predict
+from harness import FX, ROOT, case, cli, expect_raises, expect_refused, predict, tests_path
 
 
 class _Payload:
@@ -149,3 +149,52 @@ def _no_dtype_warning():
                      "--output-dir", str(FX.fresh("warn")), "--processing-resolution", "32"])
     noisy = [str(w.message)[:80] for w in caught if "torch_dtype" in str(w.message)]
     return code == 0 and not noisy, f"exit {code}; {noisy or 'no torch_dtype warning'}"
+
+
+# -- e2p convert: released checkpoints that are not weights -----------------------------------
+def _released(name: str, change):
+    import torch
+
+    from edit2perceive.testing import tiny_kontext_components
+
+    tests_path("")
+    from reference_fixtures import diffsynth_state_dict, write
+    sd = {k: v.clone() for k, v in diffsynth_state_dict(tiny_kontext_components(seed=0)["transformer"].state_dict()).items()}
+    key = "blocks.0.ff_a.0.weight"
+    sd[key] = change(sd[key], torch)
+    return write(FX.fresh(f"released-{name}") / "depth.safetensors", sd)
+
+
+def _kontext_base():
+    path = FX.root / "models" / "kontext-base"
+    if not path.is_dir():
+        from diffusers import FluxKontextPipeline
+
+        from edit2perceive.testing import tiny_kontext_components
+
+        FluxKontextPipeline(**tiny_kontext_components(seed=0)).save_pretrained(path)
+    return path
+
+
+RELEASED = [  # (description, change(tensor, torch), words of the refusal)
+    ("BOOL 'weights'", lambda t, torch: t > 0, ("tensor blocks.0.ff_a.0.weight is BOOL, not floating-point weights",)),
+    ("INT8 'weights'", lambda t, torch: t.to(torch.int8), ("blocks.0.ff_a.0.weight is I8",)),
+    ("NaN weights", lambda t, torch: torch.where(torch.arange(t.numel()).view(t.shape) < 3, float("nan"), t),
+     ("blocks.0.ff_a.0.weight holds 3 non-finite values",)),
+]
+
+
+def _convert_case(name, change, words):
+    def run():
+        ckpt = _released(name, change)
+        out = FX.root / "work" / f"converted-{name}"
+        code, err = cli("convert", "--task", "depth", "--reference-checkpoint", ckpt, "--base-model", _kontext_base(),
+                        "--output-dir", out)
+        ok, detail = expect_refused(code, err, *words)
+        return ok and not out.exists(), detail
+    return run
+
+
+for _i, (_desc, _change, _words) in enumerate(RELEASED):
+    case("model folder", f"e2p convert of a released checkpoint with {_desc}: refused, nothing written")(
+        _convert_case(f"c{_i}", _change, _words))
