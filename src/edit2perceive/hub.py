@@ -259,9 +259,10 @@ def load_summaries(paths) -> list[dict]:
         p = p / "summary.json" if p.is_dir() else p
         try:
             s = json.loads(p.read_text(encoding="utf-8"))
-            task, metrics, _ = s["task"], s["metrics"], s["protocol"]
-        except (ValueError, UnicodeDecodeError, KeyError, TypeError) as err:
+        except (ValueError, UnicodeDecodeError) as err:
             raise ValueError(f"{p}: not an e2p evaluate summary.json ({type(err).__name__}: {err})") from None
+        if not isinstance(s, dict) or not {"task", "metrics", "protocol"} <= set(s):
+            raise ValueError(f"{p}: not an e2p evaluate summary.json (expected task, metrics and protocol)")
         if s.get("max_samples"):
             raise ValueError(f"{p}: an evaluation of the first {s['max_samples']} images only (--max-samples; "
                              f"{s.get('num_evaluated')} evaluated) is not the benchmark's result; evaluate the whole "

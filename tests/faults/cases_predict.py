@@ -254,7 +254,7 @@ def _model_folders():
     base = FX.model("depth")
     results = []
     results.append(expect_refused(*predict("depth", FX.image("m/a.png"), out=FX.fresh("m"),
-                                           model=FX.root / "missing-model"), "cannot use model"))
+                                           model=FX.root / "missing-model"), "missing-model: no such folder"))
     results.append(expect_refused(*predict("depth", FX.image("m/a.png"), out=FX.fresh("m"),
                                            model=FX.model("matting")), "trained for task 'matting'"))
     nw = FX.root / "models" / "no-weights"
@@ -361,3 +361,101 @@ def _old_path_help():
     res = subprocess.run([sys.executable, "-m", "edit2perceive.training.tiny_run", "--help"], capture_output=True,
                          text=True, timeout=120)
     return res.returncode == 0 and "usage:" in res.stdout, (res.stdout + res.stderr).strip().splitlines()[-1][:160]
+
+
+# -- odd folders, output folders, model and device arguments ------------------------------------
+@case("predict", "a symlink loop (loop.png -> loop.png) in an input folder: that input fails, no traceback")
+def _symlink_loop():
+    import os
+
+    root = FX.root / "inputs" / "loop"
+    FX.image("loop/a.png")
+    if not (root / "loop.png").is_symlink():
+        os.symlink("loop.png", root / "loop.png")
+    if not (root / "back").is_symlink():
+        os.symlink("..", root / "back")  # a folder loop: not followed
+    code, err = predict("depth", root, out=FX.fresh("loop"))
+    ok, detail = expect_failure(code, err, "loop.png")
+    return ok and "1 of 2 images written" in err and "Traceback" not in err, detail
+
+
+@case("predict", "an unreadable subfolder: named and refused, not skipped silently")
+def _unreadable_folder():
+    import os
+    from unittest import mock
+
+    root = FX.root / "inputs" / "perm"
+    FX.image("perm/a.png")
+    FX.image("perm/private/b.png")
+    real = os.scandir
+
+    def scandir(path="."):  # the tests run as root, who reads every folder: deny one the way the OS does
+        if os.fspath(path).endswith("private"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    with mock.patch("os.scandir", scandir):
+        code, err = predict("depth", root, out=FX.fresh("perm"))
+    return expect_refused(code, err, "private: cannot list the folder (Permission denied)")
+
+
+@case("predict", "--output-dir inside the input folder, holding the user's own images: they are predicted")
+def _output_inside_with_images():
+    root = FX.root / "inputs" / "inside"
+    FX.image("inside/a.png")
+    FX.image("inside/out/mine.png", seed=3)
+    code, err = predict("depth", root, out=root / "out")
+    return code == 0 and "2 of 2 images written" in err and (root / "out" / "out" / "mine.png" / "depth.npy").is_file(), \
+        last_line(err)
+
+
+@case("predict", "earlier outputs in another folder inside the input folder: not predicted again as photos")
+def _earlier_outputs_inside():
+    root = FX.root / "inputs" / "earlier"
+    FX.image("earlier/a.png")
+    shutil.rmtree(root / "res1", ignore_errors=True)
+    shutil.rmtree(root / "res2", ignore_errors=True)
+    first, _ = predict("depth", root, out=root / "res1")
+    code, err = predict("depth", root, out=root / "res2")
+    sets = sorted(p.parent.relative_to(root / "res2").as_posix() for p in (root / "res2").rglob("depth.npy"))
+    return first == 0 and code == 0 and sets == ["a.png"], f"{last_line(err)}; sets {sets}"
+
+
+@case("predict", "an --output-dir that cannot be created (under a file): refused, no traceback")
+def _output_uncreatable():
+    blocker = FX.fresh("uncreatable") / "a-file"
+    blocker.write_text("x")
+    code, err = predict("depth", FX.image("uc/a.png"), out=blocker / "out")
+    return expect_refused(code, err, "cannot be created", "a-file is a file")
+
+
+@case("predict", "--device cuda with a CPU-only torch: refused before loading, no traceback")
+def _device_cuda():
+    import torch
+
+    if torch.cuda.is_available():
+        return True, "CUDA is available here: nothing to refuse"
+    start = time.perf_counter()
+    code, err = predict("depth", FX.image("dev/a.png"), out=FX.fresh("dev"), extra=["--device", "cuda"])
+    ok, detail = expect_refused(code, err, "--device cuda:", "use --device cpu")
+    return ok and "Traceback" not in err and time.perf_counter() - start < 10, detail
+
+
+@case("predict", "--model ./tiny-dept (a typo of a folder): 'no such folder', not a Hub error")
+def _model_typo():
+    code, err = cli("predict", "--task", "depth", "--model", "./tiny-dept", FX.image("typo/a.png"), "--output-dir",
+                    FX.fresh("typo"))
+    return expect_refused(code, err, "--model ./tiny-dept: no such folder")
+
+
+@case("predict", "a Hub id while offline and not cached: says so (HF_HUB_OFFLINE), not 'check your connection'")
+def _model_offline():
+    from unittest import mock
+
+    from huggingface_hub import constants
+
+    with mock.patch.object(constants, "HF_HUB_OFFLINE", True):
+        code, err = cli("predict", "--task", "depth", "--model", "someone/not-cached-e2p", FX.image("off/a.png"),
+                        "--output-dir", FX.fresh("off"))
+    ok, detail = expect_refused(code, err, "not in the cache while the Hub is off (HF_HUB_OFFLINE=1)")
+    return ok and "connection" not in err, detail

@@ -39,7 +39,7 @@ from pathlib import Path
 from edit2perceive.tasks import TASKS
 
 from . import _predict_extras
-from ._model_args import add_model_arguments
+from ._model_args import add_model_arguments, check_model_source, check_output_folder
 from ._predict_options import PredictOptions
 
 #: files each task writes into an input's folder (see edit2perceive.outputs.visualize.render_outputs)
@@ -111,32 +111,42 @@ def list_inputs(paths, exclude=None) -> list[tuple[Path, str]]:
     """Input arguments -> sorted ``(image file, output name)`` pairs.
 
     Folders are searched recursively for image files (by extension; hidden entries and the
-    folder ``exclude``, e.g. the output folder, are skipped); files are taken as given. The
-    output name is the file's path relative to the common folder of all inputs (POSIX
-    separators), so two inputs never share one. ``ValueError`` for a path that does not exist
-    or a folder without images.
+    folders e2p wrote, those holding its manifest ``.e2p-manifest.json``, are skipped, so earlier
+    outputs are never taken for photos while the user's images beside them are found); files
+    are taken as given. ``exclude`` is accepted for compatibility and unused (an output folder
+    inside an input folder hides nothing). The output name is the file's path relative to the
+    common folder of all inputs (POSIX separators), so two inputs never share one.
+    ``ValueError`` for a path that does not exist, a folder without images, or a folder that
+    cannot be listed (named; it is not skipped silently). A broken link or a symlink loop with
+    an image name is kept as an input and fails as unreadable.
     """
+    from edit2perceive.io.manifest import MANIFEST
+
     extensions = image_extensions()
-    excluded = Path(exclude).resolve() if exclude is not None else None
-    files: dict[Path, Path] = {}  # resolved -> as found (absolute)
+    files: dict[str, Path] = {}  # real path -> as found (absolute)
     bases = []
     for arg in paths:
         path = Path(os.path.abspath(arg))
         if path.is_dir():
             bases.append(path)
             found = 0
-            for root, dirs, names in os.walk(path):
+            unreadable: list[OSError] = []
+            for root, dirs, names in os.walk(path, onerror=unreadable.append):
                 dirs[:] = sorted(d for d in dirs if not d.startswith(".")
-                                 and (excluded is None or Path(root, d).resolve() != excluded))
+                                 and not os.path.isfile(os.path.join(root, d, MANIFEST)))
                 for n in sorted(names):
                     if not n.startswith(".") and os.path.splitext(n)[1].lower() in extensions:
-                        files.setdefault(Path(root, n).resolve(), Path(root, n))
+                        files.setdefault(os.path.realpath(os.path.join(root, n)), Path(root, n))
                         found += 1
+            if unreadable:
+                err = unreadable[0]
+                raise ValueError(f"{err.filename}: cannot list the folder ({err.strerror}); fix its permissions or "
+                                 f"give the other folders instead ({len(unreadable)} such folder(s))")
             if not found:
                 raise ValueError(f"{arg}: folder holds no image files ({', '.join(sorted(extensions)[:6])}, ...)")
         elif path.is_file():
             bases.append(path.parent)
-            files.setdefault(path.resolve(), path)
+            files.setdefault(os.path.realpath(path), path)
         else:
             raise ValueError(f"{arg}: no such file or folder")
     if not files:
@@ -191,9 +201,7 @@ def check_arguments(opts: PredictOptions) -> str | None:
         max_image_pixels()
     except ValueError as err:
         return str(err)
-    if opts.output_dir.exists() and not opts.output_dir.is_dir():
-        return f"--output-dir {opts.output_dir} exists and is not a folder"
-    return None
+    return check_output_folder(opts.output_dir)
 
 
 def _load_rgb(path: Path):
@@ -232,7 +240,8 @@ def predict(opts: PredictOptions) -> int:
     """Run ``e2p predict``; returns the exit status (module docstring)."""
     from edit2perceive.outputs.video import is_video
 
-    problem = check_arguments(opts) or _predict_extras.check_arguments(opts)
+    problem = (check_arguments(opts) or _predict_extras.check_arguments(opts)
+               or check_model_source(opts.model, opts.device))
     if problem is None:
         try:
             inputs = list_inputs(opts.inputs, exclude=opts.output_dir)
@@ -251,7 +260,10 @@ def predict(opts: PredictOptions) -> int:
         predictor = _Predictor(opts)
     except (ValueError, OSError, RuntimeError) as err:
         return _fail(f"cannot use model: {err}")
-    predictor.prepare_output_dir()
+    try:
+        predictor.prepare_output_dir()
+    except OSError as err:
+        return _fail(str(err))
     predictor.predict_videos([(p, n) for p, n in todo if is_video(p)])
     predictor.predict_images([(p, n) for p, n in todo if not is_video(p)])
     skipped = len(inputs) - len(todo)
@@ -292,7 +304,10 @@ class _Predictor:
     def prepare_output_dir(self) -> None:
         from edit2perceive.outputs.visualize import clean_stale_partials
 
-        self.opts.output_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.opts.output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OSError(err.errno, f"--output-dir {self.opts.output_dir}: cannot be created ({err.strerror})") from None
         for stale in clean_stale_partials(self.opts.output_dir):
             print(f"e2p predict: removed {stale.name}, left by an interrupted run", file=sys.stderr)
 
