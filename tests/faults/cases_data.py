@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from harness import FX, case, expect_raises, png_declaring, tests_path
+from harness import FX, case, cli, expect_raises, png_declaring, tests_path
 from PIL import Image
 
 
@@ -174,3 +174,24 @@ def _conv_manifest():
     first = pq.read_table(sorted((out / "data").glob("*.parquet"))[0]).column("rgb")[0].as_py()["bytes"]
     assert np.asarray(Image.open(io.BytesIO(first))).shape == (8, 16, 3)
     return True, msg[:160]
+
+
+@case("data", "decompression-bomb image in a raw training dataset: the reader skips, counts and names it")
+def _reader_bomb():
+    from edit2perceive.data import VirtualKitti2Reader
+
+    raw = _raw_vkitti(FX.fresh("reader-bomb") / "raw")
+    png_declaring(raw / "Scene02/clone/frames/rgb/Camera_0/rgb_00001.jpg", 20000, 20000)
+    reader = VirtualKitti2Reader(raw)
+    examples, msgs = _warned(lambda: list(reader))
+    named = any("rgb_00001.jpg" in m for m in msgs)
+    return len(examples) == 3 and reader.bad.num_skipped == 1 and named, f"{len(examples)} read; {msgs[:1]}"
+
+
+@case("data", "e2p data check on a dataset holding a decompression bomb: reported and counted, no traceback")
+def _check_bomb():
+    raw = _raw_vkitti(FX.fresh("check-bomb") / "raw")
+    png_declaring(raw / "Scene02/clone/frames/rgb/Camera_0/rgb_00001.jpg", 20000, 20000)
+    code, out = cli("data", "check", "--dataset", "vkitti2", raw, "--samples", "4", stdout=True)
+    ok = code in (0, 1) and "skipped 1" in out and "rgb_00001.jpg: unreadable, skipped" in out and "Traceback" not in out
+    return ok, next((ln.strip() for ln in out.splitlines() if "rgb_00001" in ln), out.strip()[-160:])[:160]
