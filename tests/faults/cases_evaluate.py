@@ -175,3 +175,11 @@ def _card_bad_json():
     bad.write_bytes(b'{"task": "depth", "metrics": {\xe9')
     code, err = cli("card", FX.model("depth"), "--summary", bad, "--output", FX.fresh("card-out3") / "README.md")
     return code == 2 and f"{bad}: not an e2p evaluate summary.json" in err, last_line(err)
+
+
+@case("evaluate", "e2p metrics table with a latin-1 summary file: names the file, exit 2")
+def _table_bad_json():
+    bad = FX.fresh("table-json") / "summary.json"
+    bad.write_bytes('{"task": "depth", "method": "caf\xe9"}'.encode("latin-1"))
+    code, err = cli("metrics", "table", bad)
+    return code == 2 and f"{bad}: not a readable summary.json" in err, last_line(err)

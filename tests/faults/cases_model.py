@@ -198,3 +198,11 @@ def _convert_case(name, change, words):
 for _i, (_desc, _change, _words) in enumerate(RELEASED):
     case("model folder", f"e2p convert of a released checkpoint with {_desc}: refused, nothing written")(
         _convert_case(f"c{_i}", _change, _words))
+
+
+@case("model folder", "e2p card on a folder whose model_index.json is not JSON: names the file, exit 2")
+def _card_bad_index():
+    model = FX.model_copy("card-bad-index")
+    (model / "model_index.json").write_bytes(b"{\xe9")
+    code, err = cli("card", model, "--output", FX.fresh("card-bad-index") / "README.md")
+    return code == 2 and f"{model / 'model_index.json'}: not a model index" in err, (err.strip() or "-")[-160:]
