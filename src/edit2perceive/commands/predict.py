@@ -1,7 +1,8 @@
 """``e2p predict``: run a trained model on image files or folders and write usable outputs.
 
 Inputs are image files and folders (searched recursively for files whose extension PIL can
-read; hidden files and the output folder are left out). Every input gets its own output
+read; hidden files and the folders e2p wrote, marked by their ``.e2p-manifest.json``, are left
+out). Every input gets its own output
 folder named like the input file, at its path relative to the inputs' common folder, so
 equal file names in different folders (or with different extensions) never share one:
 
@@ -107,14 +108,13 @@ def image_extensions() -> frozenset[str]:
     return frozenset(ext.lower() for ext, fmt in PIL.Image.registered_extensions().items() if fmt in PIL.Image.OPEN)
 
 
-def list_inputs(paths, exclude=None) -> list[tuple[Path, str]]:
+def list_inputs(paths) -> list[tuple[Path, str]]:
     """Input arguments -> sorted ``(image file, output name)`` pairs.
 
     Folders are searched recursively for image files (by extension; hidden entries and the
     folders e2p wrote, those holding its manifest ``.e2p-manifest.json``, are skipped, so earlier
     outputs are never taken for photos while the user's images beside them are found); files
-    are taken as given. ``exclude`` is accepted for compatibility and unused (an output folder
-    inside an input folder hides nothing). The output name is the file's path relative to the
+    are taken as given (an output folder inside an input folder hides nothing). The output name is the file's path relative to the
     common folder of all inputs (POSIX separators), so two inputs never share one.
     ``ValueError`` for a path that does not exist, a folder without images, or a folder that
     cannot be listed (named; it is not skipped silently). A broken link or a symlink loop with
@@ -244,7 +244,7 @@ def predict(opts: PredictOptions) -> int:
                or check_model_source(opts.model, opts.device))
     if problem is None:
         try:
-            inputs = list_inputs(opts.inputs, exclude=opts.output_dir)
+            inputs = list_inputs(opts.inputs)
         except ValueError as err:
             problem = str(err)
     if problem is None and any(is_video(p) for p, _ in inputs):
