@@ -1,10 +1,10 @@
 """``e2p predict``: run a trained model on image files or folders and write usable outputs.
 
 Inputs are image files and folders (searched recursively for files whose extension PIL can
-read; hidden files and the folders e2p wrote, marked by their ``.e2p-manifest.json``, are left
-out). Every input gets its own output
-folder named like the input file, at its path relative to the inputs' common folder, so
-equal file names in different folders (or with different extensions) never share one:
+read; hidden files and the folders e2p wrote, marked by their ``.e2p-manifest.json``, are
+left out). Every input gets its own output folder named like the input file, at its path
+relative to the inputs' common folder, so equal file names in different folders (or with
+different extensions) never share one:
 
     e2p predict photos/ --output-dir out/   # photos/a/x.jpg -> out/a/x.jpg/depth.png ...
 
@@ -18,9 +18,11 @@ to other tasks' files and anything else that was there. Each folder's ``.e2p-man
 records what e2p wrote; a file e2p cannot prove it wrote is never deleted or replaced (the
 input fails instead). Each folder appears complete or not at all (written aside, then one
 rename), even if the run is killed; ``--skip-existing`` resumes an interrupted run by
-skipping inputs whose folder already holds exactly this run's files for the task. An input that fails (unreadable, too large, a point
-outside it, a non-finite prediction, out of memory) is reported with its file name and
-leaves nothing; the others continue, and the command exits with status 1 and a summary.
+skipping inputs whose folder already holds exactly this run's files for the task.
+
+An input that fails (unreadable, too large, a point outside it, a non-finite prediction,
+out of memory) is reported with its file name and leaves nothing; the others continue, and
+the command exits with status 1 and a summary.
 Arguments that would fail for every image are refused before the model loads.
 
 Beyond one map (options below, :mod:`edit2perceive.commands._predict_extras`): ensembles

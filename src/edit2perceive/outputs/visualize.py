@@ -8,8 +8,8 @@ depth ``H x W`` in [0, 1], normals ``H x W x 3`` unit vectors, alpha ``H x W`` i
 ``{stem}_{suffix}``). ``write_prediction_set`` writes one input's files as a folder that
 appears by one rename, so that even a kill (SIGKILL, power loss) leaves either the whole
 set or nothing under the final name, and after it the folder holds exactly this set plus
-what the set's owner did not write (its manifest decides); ``clean_stale_partials`` removes what a killed run
-left in its staging folders.
+what the set's owner did not write (its manifest decides); ``clean_stale_partials``
+removes what a killed run left in its staging folders.
 """
 
 from __future__ import annotations
