@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import EncodedTarget, Task, as_valid_mask
+from .base import EncodedTarget, Task, as_valid_mask, channel_mean_unit
 
 DEPTH_PROMPT = "Transform to depth map while maintaining original composition"
 DEPTH_ENCODINGS = ("sqrt", "uniform", "log", "disparity")
@@ -140,9 +140,9 @@ class DepthTask(Task):
         return EncodedTarget(image, torch.from_numpy(mask), {"p_lo": lo, "p_hi": hi, "encoding": self.encoding})
 
     # -- model side -------------------------------------------------------------------
-    def decode(self, pixels: torch.Tensor) -> torch.Tensor:
-        """``B x 3 x H x W`` -> ``B x H x W`` in [0, 1] (channel mean, affine-invariant)."""
-        return ((pixels.mean(dim=1) + 1.0) / 2.0).clamp(0.0, 1.0)
+    def decode(self, pixels: torch.Tensor, clip_channels: bool = False) -> torch.Tensor:
+        """``B x 3 x H x W`` -> ``B x H x W`` in [0, 1] (affine-invariant; see :func:`channel_mean_unit`)."""
+        return channel_mean_unit(pixels, clip_channels)
 
     def pixel_loss(self, pixels: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Scale-and-shift-invariant L1 on the channel-mean maps (encoding space)."""
