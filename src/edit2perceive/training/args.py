@@ -68,7 +68,8 @@ class Edit2PerceiveTrainingArguments(TrainingArguments):
                           "silent. Warm-up is optional (--warmup_steps, then use constant_with_warmup)."},
     )
     weight_decay: float = field(
-        default=0.01, metadata={"help": "AdamW weight decay. Reference: 0.01 (launch_training_task); paper silent."}
+        default=0.01, metadata={"help": "AdamW weight decay. Reference: 0.01 (launch_training_task) on every parameter; "
+                                        "ours exempts biases and normalisation scales (by module type); paper silent."}
     )
     optim: str = field(
         default="auto",
@@ -147,8 +148,10 @@ class Edit2PerceiveTrainingArguments(TrainingArguments):
     lora_rank: int = field(default=64, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=64, metadata={"help": "LoRA alpha (scale = alpha / rank)."})
     lora_target_modules: str = field(
-        default="to_q,to_k,to_v,to_out.0,add_q_proj,add_k_proj,add_v_proj,to_add_out",
-        metadata={"help": "Comma-separated module names that receive LoRA adapters."},
+        default="released",
+        metadata={"help": "Modules that receive LoRA adapters: a preset, 'released' (what the authors' released "
+                          "LoRAs adapt: attention, both feed-forwards, AdaLN modulation, the single blocks' linear1 / "
+                          "linear2) or 'attention' (the attention projections only), or comma-separated module names."},
     )
     vae_gradient_checkpointing: bool = field(
         default=True,
