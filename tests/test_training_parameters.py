@@ -75,3 +75,28 @@ def test_weight_decay_exempts_biases_and_norm_scales_only(full_size):
     by_name = set(Trainer.get_decay_parameter_names(None, full_size))
     assert sum(p.numel() for n, p in full_size.named_parameters() if n not in by_name) == 1_078_904_896
     assert Edit2PerceiveTrainer.get_decay_parameter_names(None, full_size) == decay_parameter_names(full_size)
+
+
+def test_zero2_memory_accounting_and_shipped_config():
+    """ZeRO-2 bf16 (the reference's numerics): 2P weights, 2P/N gradients, 12P/N fp32 master + moments."""
+    from pathlib import Path
+
+    import yaml
+
+    from edit2perceive.training.memory import MemoryEstimate, zero2_estimate
+
+    p = 1000
+    bf16 = MemoryEstimate(weights=2 * p, gradients=2 * p, optimizer_states=2 * p, compensation=0, frozen=7,
+                          activations=11)
+    gpu, cpu = zero2_estimate(bf16, 4)
+    assert (gpu.weights, gpu.gradients, gpu.optimizer_states, gpu.frozen, gpu.activations, cpu) == (
+        2000, 500, 3000, 7, 11, 0)
+    gpu, cpu = zero2_estimate(bf16, 1, offload=True)
+    assert (gpu.gradients, gpu.optimizer_states, cpu) == (2000, 0, 12000)
+    with pytest.raises(ValueError, match="num_gpus"):
+        zero2_estimate(bf16, 0)
+    config = yaml.safe_load((Path(__file__).parents[1] / "examples/configs/deepspeed_zero2_offload.yaml").read_text())
+    ds = config["deepspeed_config"]
+    # the authors' configs/accelerate_config_zero2offload.yaml: ZeRO-2, bf16, optimizer and parameters on the CPU
+    assert (config["distributed_type"], config["mixed_precision"], ds["zero_stage"]) == ("DEEPSPEED", "bf16", 2)
+    assert ds["offload_optimizer_device"] == ds["offload_param_device"] == "cpu"

@@ -141,6 +141,12 @@ class Edit2PerceiveTrainingArguments(TrainingArguments):
     depth_encoding: str = field(
         default="sqrt", metadata={"help": f"Depth target encoding, one of {DEPTH_ENCODINGS}."}
     )
+    depth_hole_fill: str = field(
+        default="zero",
+        metadata={"help": "Depth: what the encoded target holds at holes (no measurement: 0 or NaN), 'zero' (mid-range) "
+                          "or 'near' (-1, the reference's); masked pixels with a depth (sky) keep their clipped "
+                          "value, so sky is far. docs/training.md has the measurement behind the default."},
+    )
     matting_binarize: bool = field(
         default=False, metadata={"help": "Matting: train on alpha > 0.5 instead of continuous alpha."}
     )
@@ -167,7 +173,7 @@ class Edit2PerceiveTrainingArguments(TrainingArguments):
     def task_options(self) -> dict:
         """Options for :func:`edit2perceive.tasks.get_task` implied by these arguments."""
         if self.task == "depth":
-            return {"encoding": self.depth_encoding}
+            return {"encoding": self.depth_encoding, "hole_fill": self.depth_hole_fill}
         if self.task == "matting":
             return {"binarize": self.matting_binarize}
         return {}
