@@ -222,3 +222,30 @@ def test_evaluate_scores_reference_models_with_the_authors_benchmark_prompt(ref_
         values, points, _ = reference_point_map(alphas[row["sample_id"]])
         assert isinstance(prompt, PointMap) and np.array_equal(prompt.values, values)
         assert row["points"] == [list(p) for p in points]
+
+
+def test_cli_and_app_prompt_released_models_with_clicks(ref_pipe, tmp_path):
+    """``e2p predict --points`` and the web demo pass clicks to ``pipe(points=...)``; a pipeline with
+    the reference conventions turns them into the app.py prompt (disks, 10 samples, sigma 30)."""
+    import importlib.util
+
+    from edit2perceive.cli import main
+    from edit2perceive.pipelines import pipeline as pipeline_module
+
+    ref_pipe.save_pretrained(tmp_path / "model")
+    photo = tmp_path / "photo.png"
+    Image.fromarray((np.random.default_rng(0).random((40, 56, 3)) * 255).astype(np.uint8)).save(photo)
+    with mock.patch.object(pipeline_module, "click_point_map", wraps=click_point_map) as spy:
+        assert main(["predict", "--task", "matting", "--model", str(tmp_path / "model"), str(photo), "--points", "30,20",
+                     "--output-dir", str(tmp_path / "out"), "--processing-resolution", "32"]) == 0
+    (clicks, image_size, h, w), _ = spy.call_args
+    assert np.asarray(clicks).tolist() == [[30.0, 20.0]] and image_size == (40, 56) and (h, w) == (32, 32)
+
+    pytest.importorskip("gradio")
+    spec = importlib.util.spec_from_file_location("e2p_app_click", Path(__file__).parents[1] / "examples" / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    with mock.patch.object(pipeline_module, "click_point_map", wraps=click_point_map) as spy:
+        app.predict({"matting": ref_pipe}, np.asarray(Image.open(photo)), "matting", [(10, 12)], 32, str(tmp_path / "a"))
+    (clicks, image_size, h, w), _ = spy.call_args
+    assert np.asarray(clicks).tolist() == [[10.0, 12.0]] and image_size == (40, 56)
