@@ -117,6 +117,20 @@ def test_benchmark_prompt_matches_the_evaluation_script(ref_pipe, case):
     np.testing.assert_allclose(stretched, REF[f"eval_{case}_map_64"], atol=1e-5)
 
 
+def test_benchmark_prompt_on_a_full_hd_image(ref_pipe):
+    """The evaluation script's own size: 1920 x 1080 alpha -> gen_points -> cv2 bilinear to 768 x 768."""
+    h, w = 1080, 1920
+    yy, xx = np.mgrid[:h, :w]
+    d = np.sqrt(((yy - h * 0.55) / (h * 0.3)) ** 2 + ((xx - w * 0.45) / (w * 0.25)) ** 2)
+    alpha = (np.clip((1.15 - d) / 0.3, 0, 1) * 255).round().astype(np.uint8).astype(np.float32) / 255.0
+    values, points, _ = reference_point_map(alpha)
+    np.testing.assert_array_equal(np.asarray(points).reshape(-1),
+                                  np.rint(REF["eval_fullhd_coords"].astype(np.float64) * np.tile([w, h], 10)))
+    stretched = ref_pipe.point_map(PointMap(values), (h, w), (768, 768))
+    np.testing.assert_allclose(stretched[::8, ::8], REF["eval_fullhd_map_768_every8"], atol=1e-5)
+    np.testing.assert_allclose(stretched[384], REF["eval_fullhd_map_768_row384"], atol=1e-5)
+
+
 def test_point_maps_argument_is_checked(ref_pipe):
     img = Image.new("RGB", (24, 20))
     with pytest.raises(ValueError, match=r"point map of shape \(4, 4\), expected the image's \(20, 24\)"):
