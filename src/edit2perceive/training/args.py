@@ -45,7 +45,8 @@ def reference_steps_per_epoch(num_examples: int, effective_batch: int) -> int:
     return max(1, num_examples // effective_batch)
 
 
-#: ``master_weights`` values: ``bf16`` (pure bf16, the reference's way) or ``fp32`` master weights.
+#: ``master_weights`` values: ``bf16`` (pure bf16, this project's way to fit one GPU) or ``fp32`` master weights
+#: (the reference's numerics: DeepSpeed ZeRO-2 with bf16 keeps fp32 master partitions).
 MASTER_WEIGHTS = ("auto", "bf16", "fp32")
 
 
@@ -64,8 +65,9 @@ class Edit2PerceiveTrainingArguments(TrainingArguments):
     max_steps: int = field(default=6000, metadata={"help": "Optimizer steps. Paper: about 6000."})
     lr_scheduler_type: str = field(
         default="constant",
-        metadata={"help": "Learning-rate schedule. Reference: constant (torch ConstantLR, no decay); the paper is "
-                          "silent. Warm-up is optional (--warmup_steps, then use constant_with_warmup)."},
+        metadata={"help": "Learning-rate schedule; the paper is silent. The reference's torch ConstantLR() runs at lr / 3 "
+                          "for its first 5 steps, then at lr (not copied: plain constant). Warm-up is optional "
+                          "(--warmup_steps, then use constant_with_warmup)."},
     )
     weight_decay: float = field(
         default=0.01, metadata={"help": "AdamW weight decay. Reference: 0.01 (launch_training_task) on every parameter; "
@@ -86,9 +88,11 @@ class Edit2PerceiveTrainingArguments(TrainingArguments):
     master_weights: str = field(
         default="auto",
         metadata={"help": "Precision of the trained DiT weights, one of ('auto', 'bf16', 'fp32'). bf16: pure bf16, "
-                          "weights and gradients bf16 with no fp32 copy, as the reference trains (the only way 12B "
-                          "full fine-tuning fits one 141 GB GPU); fp32: fp32 master weights (with --bf16 autocast: "
-                          "mixed precision). auto: bf16 when --bf16 is set, else fp32. Checkpoints keep this dtype."},
+                          "weights and gradients bf16 with no fp32 copy (this project's choice: the only way 12B full "
+                          "fine-tuning fits one 141 GB GPU); fp32: fp32 master weights (with --bf16 autocast: mixed "
+                          "precision; the reference's numerics, which it gets from DeepSpeed ZeRO-2 with bf16: "
+                          "examples/configs/deepspeed_zero2_offload.yaml). auto: bf16 when --bf16 is set, else fp32. "
+                          "Checkpoints keep this dtype."},
     )
     bf16_update: str = field(
         default="stochastic_rounding",
@@ -100,7 +104,8 @@ class Edit2PerceiveTrainingArguments(TrainingArguments):
     )
     resolution: int = field(
         default=768,
-        metadata={"help": "Training crop size in pixels (longest side; a multiple of 16). Paper: 768."},
+        metadata={"help": "Training crop size in pixels (longest side; a multiple of 16). The paper gives none; the reference "
+                          "trains matting at 512 (scripts/Kontext_matting3.sh) and infers at 768."},
     )
     pixel_loss: bool = field(
         default=True,
