@@ -74,7 +74,7 @@ def test_single_step_factor_is_the_references():
     last = reference_last_sigma()
     assert abs(flow.reference_single_step_sigma() - last) < 1e-6
     assert abs((1 - last) - 0.99107) < 1e-5  # the factor on v: about 0.9911
-    assert REFERENCE_CONVENTIONS["conventions"].single_step_final_sigma == flow.reference_single_step_sigma()
+    assert REFERENCE_CONVENTIONS["conventions"]["single_step_final_sigma"] == flow.reference_single_step_sigma()
 
 
 def test_reference_noise_is_one_seeded_draw_per_batch(ref_matting, tiny_components):
@@ -184,7 +184,7 @@ def test_stretch_and_keep_aspect(ref_matting, tiny_components):
 def test_conventions_survive_save_and_load(ref_matting, tmp_path):
     ref_matting.save_pretrained(tmp_path / "m")
     loaded = Edit2PerceivePipeline.from_pretrained(tmp_path / "m")
-    assert loaded.conventions == Conventions.reference() == REFERENCE_CONVENTIONS["conventions"]
+    assert loaded.conventions == Conventions.reference() == Conventions(**REFERENCE_CONVENTIONS["conventions"])
     for key in ("noise_seed", "default_processing_resolution", "guidance"):
         assert loaded.config[key] == REFERENCE_CONVENTIONS[key], key
 
@@ -202,7 +202,7 @@ def test_default_conventions_are_ours(tiny_components):
     assert (c.point_map_position_index, c.noise, c.single_step_final_sigma, c.point_map, c.resize_mode,
             c.timestep_embedding, c.sigma_schedule, c.resize_filter, c.decode_clip) == (
         2, "fixed", 0.0, "gaussian", "keep_aspect", "diffusers", "linear", "antialias", "after_mean")
-    assert math.isclose(REFERENCE_CONVENTIONS["conventions"].single_step_final_sigma, 0.008929, abs_tol=1e-6)
+    assert math.isclose(REFERENCE_CONVENTIONS["conventions"]["single_step_final_sigma"], 0.008929, abs_tol=1e-6)
 
 
 def test_separable_map_equals_scipys_2d_filter():

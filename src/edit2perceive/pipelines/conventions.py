@@ -100,11 +100,11 @@ class Conventions:
 
     @classmethod
     def reference(cls) -> Conventions:
-        """The conventions the authors' released models were trained and evaluated with."""
-        return cls(point_map_position_index=1, noise="reference",
-                   single_step_final_sigma=flow.reference_single_step_sigma(), sigma_schedule="shifted",
-                   point_map="click", resize_mode="stretch", resize_filter="pil", timestep_embedding="reference",
-                   decode_clip="before_mean", benchmark_points="reference")
+        """The conventions the authors' released models were trained and evaluated with
+        (the values, each with its source: :data:`edit2perceive.reference.REFERENCE_CONVENTIONS`)."""
+        from ..reference import REFERENCE_CONVENTIONS
+
+        return cls(**REFERENCE_CONVENTIONS["conventions"])
 
     def replace(self, **changes) -> Conventions:
         """A copy with some fields changed (validated)."""
