@@ -66,7 +66,7 @@ class Edit2PerceiveTrainingArguments(TrainingArguments):
     max_steps: int = field(default=6000, metadata={"help": "Optimizer steps. Paper: about 6000."})
     lr_scheduler_type: str = field(
         default="constant",
-        metadata={"help": "Learning-rate schedule; the paper is silent. The reference's torch ConstantLR() runs at lr / 3 "
+        metadata={"help": "Learning-rate schedule; the paper is silent. Reference: torch ConstantLR(), which runs at lr / 3 "
                           "for its first 5 steps, then at lr (not copied: plain constant). Warm-up is optional "
                           "(--warmup_steps, then use constant_with_warmup)."},
     )
