@@ -1,0 +1,127 @@
+"""The node pack in a real ComfyUI, headless: opt-in, as ComfyUI itself is not a package on
+the registries. Set ``E2P_COMFYUI_DIR`` to a ComfyUI checkout whose requirements are installed
+for ``E2P_COMFYUI_PYTHON`` (default: this Python). The server starts on the CPU with a
+temporary base directory (``custom_nodes/`` linking this repository's ``comfyui/``), the
+example workflow is queued over HTTP with the tiny saved models in place of the released
+checkpoints, and the saved PNGs are compared with the pipeline's own prediction."""
+
+import copy
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from edit2perceive import Edit2PerceivePipeline
+
+ROOT = Path(__file__).resolve().parents[2]
+COMFYUI = os.environ.get("E2P_COMFYUI_DIR")
+pytestmark = pytest.mark.skipif(not COMFYUI, reason="set E2P_COMFYUI_DIR to a ComfyUI checkout to run")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, base: Path):
+        self.url = f"http://127.0.0.1:{free_port()}"
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+        self.log = open(base / "server.log", "w")
+        self.process = subprocess.Popen(
+            [os.environ.get("E2P_COMFYUI_PYTHON", sys.executable), "main.py", "--cpu", "--listen", "127.0.0.1",
+             "--port", self.url.rsplit(":", 1)[1], "--base-directory", str(base), "--disable-auto-launch",
+             "--database-url", "sqlite:///:memory:"],
+            cwd=COMFYUI, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def request(self, path, data=None):
+        body = None if data is None else json.dumps(data).encode()
+        req = urllib.request.Request(self.url + path, data=body, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            return {"http_error": err.code, "body": json.loads(err.read())}
+
+    def wait_ready(self, timeout=300):
+        end = time.time() + timeout
+        while time.time() < end:
+            assert self.process.poll() is None, "ComfyUI exited: see server.log"
+            try:
+                return self.request("/object_info")
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(1)
+        raise TimeoutError("ComfyUI did not start")
+
+    def run(self, prompt, timeout=300):
+        queued = self.request("/prompt", {"prompt": prompt, "client_id": str(uuid.uuid4())})
+        assert "prompt_id" in queued, queued
+        pid, end = queued["prompt_id"], time.time() + timeout
+        while time.time() < end:
+            status = self.request(f"/history/{pid}").get(pid, {}).get("status", {})
+            if status.get("completed") or status.get("status_str") == "error":
+                return self.request(f"/history/{pid}")[pid]
+            time.sleep(0.5)
+        raise TimeoutError(pid)
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+def test_example_workflow_in_a_real_comfyui(tiny_components, tmp_path):
+    base = tmp_path / "comfy"
+    (base / "custom_nodes").mkdir(parents=True)
+    (base / "custom_nodes" / "edit2perceive").symlink_to(ROOT / "comfyui", target_is_directory=True)
+    (base / "input").mkdir()
+    rgb = np.random.default_rng(0).integers(0, 256, (36, 52, 3)).astype(np.uint8)
+    PIL.Image.fromarray(rgb).save(base / "input" / "example.png")
+    prompt = copy.deepcopy(json.loads((ROOT / "examples" / "comfyui" / "depth_normals_api.json").read_text()))
+    for node in prompt.values():
+        if node["class_type"] == "Edit2PerceiveModelLoader":
+            task = node["inputs"]["task"]
+            Edit2PerceivePipeline(**tiny_components, task=task).save_pretrained(tmp_path / task)
+            node["inputs"].update(model=str(tmp_path / task), base_model="", device="cpu", dtype="float32")
+        if "processing_resolution" in node["inputs"]:
+            node["inputs"]["processing_resolution"] = 32
+
+    server = Server(base)
+    try:
+        info = server.wait_ready()
+        assert {"Edit2PerceiveModelLoader", "Edit2PerceiveDepth", "Edit2PerceiveNormals",
+                "Edit2PerceiveMatting"} <= set(info)
+        assert info["Edit2PerceiveDepth"]["display_name"] == "Edit2Perceive depth"
+        result = server.run(prompt)
+        assert result["status"]["status_str"] == "success", result["status"]
+
+        wrong = copy.deepcopy(prompt)
+        wrong["4"]["inputs"]["e2p_pipe"] = ["3", 0]  # the normal model into the depth node
+        errors = [m[1] for m in server.run(wrong)["status"]["messages"] if m[0] == "execution_error"]
+        assert errors and "use the 'Edit2Perceive normals' node" in errors[0]["exception_message"]
+    finally:
+        server.stop()
+
+    files = {node: result["outputs"][node]["images"][0] for node in ("6", "7")}
+    depth = np.asarray(PIL.Image.open(base / "output" / files["6"]["subfolder"] / files["6"]["filename"]))
+    normals = np.asarray(PIL.Image.open(base / "output" / files["7"]["subfolder"] / files["7"]["filename"]))
+    assert depth.shape == normals.shape == (36, 52, 3)
+    pipe = Edit2PerceivePipeline.from_pretrained(tmp_path / "depth")
+    image = torch.from_numpy(rgb.astype(np.float32) / 255).permute(2, 0, 1)[None].contiguous()
+    ref = 255.0 * (1.0 - pipe(image, processing_resolution=32).prediction[0])
+    assert np.abs(depth[..., 0] - ref).max() <= 1.0 + 1e-3  # Save Image truncates to 8 bits
