@@ -3,11 +3,14 @@ the registries. Set ``E2P_COMFYUI_DIR`` to a ComfyUI checkout whose requirements
 for ``E2P_COMFYUI_PYTHON`` (default: this Python). The server starts on the CPU with a
 temporary base directory (``custom_nodes/`` linking this repository's ``comfyui/``), the
 example workflow is queued over HTTP with the tiny saved models in place of the released
-checkpoints, and the saved PNGs are compared with the pipeline's own prediction."""
+checkpoints, and the saved PNGs are compared with the pipeline's own prediction. With Debian's
+chromium and Playwright, ComfyUI's own frontend also loads the UI-format workflow and turns it
+into the API prompt, which must equal the API-format file."""
 
 import copy
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -125,3 +128,31 @@ def test_example_workflow_in_a_real_comfyui(tiny_components, tmp_path):
     image = torch.from_numpy(rgb.astype(np.float32) / 255).permute(2, 0, 1)[None].contiguous()
     ref = 255.0 * (1.0 - pipe(image, processing_resolution=32).prediction[0])
     assert np.abs(depth[..., 0] - ref).max() <= 1.0 + 1e-3  # Save Image truncates to 8 bits
+
+
+def test_frontend_turns_the_ui_workflow_into_the_api_workflow(tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("needs Debian's chromium (apt-get install chromium)")
+    base = tmp_path / "comfy"
+    (base / "custom_nodes").mkdir(parents=True)
+    (base / "custom_nodes" / "edit2perceive").symlink_to(ROOT / "comfyui", target_is_directory=True)
+    ui = json.loads((ROOT / "examples" / "comfyui" / "depth_normals_workflow.json").read_text())
+    api = json.loads((ROOT / "examples" / "comfyui" / "depth_normals_api.json").read_text())
+    server = Server(base)
+    try:
+        server.wait_ready()
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page()
+            page.goto(server.url)
+            page.wait_for_function("() => window.app && window.app.graph && window.LiteGraph && "
+                                   "LiteGraph.registered_node_types['Edit2PerceiveDepth']", timeout=120_000)
+            prompt = page.evaluate("async (wf) => { await window.app.loadGraphData(wf); "
+                                   "return (await window.app.graphToPrompt()).output; }", ui)
+            browser.close()
+    finally:
+        server.stop()
+    strip = {key: {"class_type": node["class_type"], "inputs": node["inputs"]} for key, node in api.items()}
+    assert {key: {"class_type": node["class_type"], "inputs": node["inputs"]} for key, node in prompt.items()} == strip
