@@ -220,6 +220,10 @@ def test_loader_node_on_a_saved_folder(pipes, tmp_path):
     torch.testing.assert_close(loaded, original, rtol=0, atol=1e-5)  # a reloaded copy: float32 rounding
     with pytest.raises(ValueError, match="normal"):
         call_node("Edit2PerceiveModelLoader", model=str(tmp_path / "depth"), **{**LOADER, "task": "normal"})
+    (bf16,) = call_node("Edit2PerceiveModelLoader", model=str(tmp_path / "depth"), **{**LOADER, "dtype": "bfloat16"})
+    assert bf16.transformer.dtype == torch.bfloat16
+    depth = call_node("Edit2PerceiveDepth", e2p_pipe=bf16, image=image, **PREDICT)[0]
+    assert depth.dtype == torch.float32  # ComfyUI's IMAGE stays float32 whatever the model's dtype
 
 
 def test_loader_finds_names_under_comfyui_models_folder(pipes, tmp_path, monkeypatch):
