@@ -39,8 +39,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import torch
 
+    from edit2perceive.pipelines.reference_export import convert_reference_checkpoint
     from edit2perceive.reference import CheckpointFormatError
-    from edit2perceive.reference.export import convert_reference_checkpoint
 
     if args.max_shard_size <= 0:
         print("e2p convert: --max-shard-size must be > 0", file=sys.stderr)

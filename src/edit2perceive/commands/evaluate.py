@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._model_args import add_model_arguments, model_options
+from ._model_args import ModelOptions, add_model_arguments
 
 DATASET_CHOICES = ("nyuv2", "kitti", "eth3d", "scannet", "diode", "ibims", "aim500", "p3m500np", "am2k")
 
@@ -72,7 +72,7 @@ def run(args) -> int:
             predictor = SavedPredictions(args.predictions, depth_encoding=args.depth_encoding)
         else:
             predictor = PipelinePredictor(args.model, args.task, device=args.device,
-                                          processing_resolution=args.processing_resolution, **model_options(args))
+                                          processing_resolution=args.processing_resolution, **ModelOptions.from_args(args).load_kwargs())
     except (ValueError, FileNotFoundError) as err:
         print(f"e2p evaluate: {err}", file=sys.stderr)
         return 2

@@ -107,7 +107,7 @@ def train_and_evaluate(report_dir: Path, *, quick: bool) -> tuple[dict, dict]:
     vae = tiny_kontext_components(seed=0)["vae"]
     vae_fit = fit_tiny_vae(vae, train, steps=20 if quick else 400, progress=True)
 
-    from .. import Edit2PerceivePipeline
+    from ..pipelines.pipeline import Edit2PerceivePipeline
 
     metrics = {"vae_reconstruction_mae": vae_fit, "synthetic": {}}
     pipes = {}
