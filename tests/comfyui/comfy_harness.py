@@ -3,9 +3,9 @@ the package registries): input-spec validation as ComfyUI's ``execution.validate
 it (socket types, combo values, INT/FLOAT bounds, required inputs), the call itself
 (``getattr(cls(), cls.FUNCTION)(**inputs)``, a tuple back), an API-format prompt executor
 (``{"id": {"class_type", "inputs"}}``, links ``[node_id, output_slot]``, run in dependency
-order) and stand-ins for the two core nodes the example workflows use, with ComfyUI's
-signatures: ``LoadImage`` (-> ``IMAGE``, ``MASK``) and ``SaveImage`` (``images``,
-``filename_prefix``; an output node)."""
+order) and stand-ins for the core nodes the example workflows use, with ComfyUI's
+signatures: ``LoadImage`` (-> ``IMAGE``, ``MASK``), ``MaskToImage`` and ``SaveImage``
+(``images``, ``filename_prefix``; an output node)."""
 
 from __future__ import annotations
 
@@ -55,7 +55,22 @@ class SaveImage:
         return {"ui": {"images": []}}
 
 
-CORE_NODES = {"LoadImage": LoadImage, "SaveImage": SaveImage}
+class MaskToImage:
+    """ComfyUI's MaskToImage ("Convert Mask to Image"): a MASK as a grey IMAGE."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"mask": ("MASK",)}}
+
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "mask_to_image"
+    CATEGORY = "mask"
+
+    def mask_to_image(self, mask):
+        return (mask.reshape((-1, 1, mask.shape[-2], mask.shape[-1])).movedim(1, -1).expand(-1, -1, -1, 3),)
+
+
+CORE_NODES = {"LoadImage": LoadImage, "SaveImage": SaveImage, "MaskToImage": MaskToImage}
 
 
 def node_class(name: str):

@@ -95,14 +95,18 @@ def test_example_workflow_in_a_real_comfyui(tiny_components, tmp_path):
     (base / "input").mkdir()
     rgb = np.random.default_rng(0).integers(0, 256, (36, 52, 3)).astype(np.uint8)
     PIL.Image.fromarray(rgb).save(base / "input" / "example.png")
-    prompt = copy.deepcopy(json.loads((ROOT / "examples" / "comfyui" / "depth_normals_api.json").read_text()))
-    for node in prompt.values():
-        if node["class_type"] == "Edit2PerceiveModelLoader":
-            task = node["inputs"]["task"]
-            Edit2PerceivePipeline(**tiny_components, task=task).save_pretrained(tmp_path / task)
-            node["inputs"].update(model=str(tmp_path / task), base_model="", device="cpu", dtype="float32")
-        if "processing_resolution" in node["inputs"]:
-            node["inputs"]["processing_resolution"] = 32
+    prompts = {}
+    for name in ("depth_normals_api.json", "matting_api.json"):
+        prompt = copy.deepcopy(json.loads((ROOT / "examples" / "comfyui" / name).read_text()))
+        for node in prompt.values():
+            if node["class_type"] == "Edit2PerceiveModelLoader":
+                task = node["inputs"]["task"]
+                Edit2PerceivePipeline(**tiny_components, task=task).save_pretrained(tmp_path / task)
+                node["inputs"].update(model=str(tmp_path / task), base_model="", device="cpu", dtype="float32")
+            if "processing_resolution" in node["inputs"]:
+                node["inputs"]["processing_resolution"] = 32
+        prompts[name] = prompt
+    prompt = prompts["depth_normals_api.json"]
 
     server = Server(base)
     try:
@@ -112,6 +116,8 @@ def test_example_workflow_in_a_real_comfyui(tiny_components, tmp_path):
         assert info["Edit2PerceiveDepth"]["display_name"] == "Edit2Perceive depth"
         result = server.run(prompt)
         assert result["status"]["status_str"] == "success", result["status"]
+        matting = server.run(prompts["matting_api.json"])
+        assert matting["status"]["status_str"] == "success", matting["status"]
 
         wrong = copy.deepcopy(prompt)
         wrong["4"]["inputs"]["e2p_pipe"] = ["3", 0]  # the normal model into the depth node
@@ -129,6 +135,14 @@ def test_example_workflow_in_a_real_comfyui(tiny_components, tmp_path):
     ref = 255.0 * (1.0 - pipe(image, processing_resolution=32).prediction[0])
     assert np.abs(depth[..., 0] - ref).max() <= 1.0 + 1e-3  # Save Image truncates to 8 bits
 
+    saved = matting["outputs"]["5"]["images"][0]  # the alpha, through Convert Mask to Image
+    alpha = np.asarray(PIL.Image.open(base / "output" / saved["subfolder"] / saved["filename"]))
+    pipe = Edit2PerceivePipeline.from_pretrained(tmp_path / "matting")
+    ref = 255.0 * pipe(image, processing_resolution=32, points=[[(26.0, 18.0)]]).prediction[0]
+    assert np.abs(alpha[..., 0] - ref).max() <= 1.0 + 1e-3
+    saved = matting["outputs"]["6"]["images"][0]
+    assert PIL.Image.open(base / "output" / saved["subfolder"] / saved["filename"]).mode == "RGBA"  # the cut-out
+
 
 def test_frontend_turns_the_ui_workflow_into_the_api_workflow(tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -138,8 +152,8 @@ def test_frontend_turns_the_ui_workflow_into_the_api_workflow(tmp_path):
     base = tmp_path / "comfy"
     (base / "custom_nodes").mkdir(parents=True)
     (base / "custom_nodes" / "edit2perceive").symlink_to(ROOT / "comfyui", target_is_directory=True)
-    ui = json.loads((ROOT / "examples" / "comfyui" / "depth_normals_workflow.json").read_text())
-    api = json.loads((ROOT / "examples" / "comfyui" / "depth_normals_api.json").read_text())
+    pairs = [("depth_normals_workflow.json", "depth_normals_api.json"), ("matting_workflow.json", "matting_api.json")]
+    prompts = []
     server = Server(base)
     try:
         server.wait_ready()
@@ -149,10 +163,16 @@ def test_frontend_turns_the_ui_workflow_into_the_api_workflow(tmp_path):
             page.goto(server.url)
             page.wait_for_function("() => window.app && window.app.graph && window.LiteGraph && "
                                    "LiteGraph.registered_node_types['Edit2PerceiveDepth']", timeout=120_000)
-            prompt = page.evaluate("async (wf) => { await window.app.loadGraphData(wf); "
-                                   "return (await window.app.graphToPrompt()).output; }", ui)
+            for ui_name, _ in pairs:
+                ui = json.loads((ROOT / "examples" / "comfyui" / ui_name).read_text())
+                prompts.append(page.evaluate("async (wf) => { await window.app.loadGraphData(wf); "
+                                             "return (await window.app.graphToPrompt()).output; }", ui))
             browser.close()
     finally:
         server.stop()
-    strip = {key: {"class_type": node["class_type"], "inputs": node["inputs"]} for key, node in api.items()}
-    assert {key: {"class_type": node["class_type"], "inputs": node["inputs"]} for key, node in prompt.items()} == strip
+
+    def strip(prompt):
+        return {key: {"class_type": node["class_type"], "inputs": node["inputs"]} for key, node in prompt.items()}
+
+    for (_, api_name), prompt in zip(pairs, prompts):
+        assert strip(prompt) == strip(json.loads((ROOT / "examples" / "comfyui" / api_name).read_text())), api_name

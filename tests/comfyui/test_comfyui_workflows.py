@@ -25,13 +25,27 @@ from edit2perceive.comfyui import NODE_CLASS_MAPPINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "comfyui"
-API = json.loads((EXAMPLES / "depth_normals_api.json").read_text())
-UI = json.loads((EXAMPLES / "depth_normals_workflow.json").read_text())
+#: example (API file, UI file) -> our nodes in it
+WORKFLOWS = {
+    ("depth_normals_api.json", "depth_normals_workflow.json"): {
+        "Edit2PerceiveModelLoader", "Edit2PerceiveDepth", "Edit2PerceiveNormals"},
+    ("matting_api.json", "matting_workflow.json"): {"Edit2PerceiveModelLoader", "Edit2PerceiveMatting"},
+}
 
 
-def test_api_workflow_names_and_links():
+def load(name: str) -> dict:
+    return json.loads((EXAMPLES / name).read_text())
+
+
+def test_every_example_is_listed():
+    assert {p.name for p in EXAMPLES.glob("*.json")} == {name for pair in WORKFLOWS for name in pair}
+
+
+@pytest.mark.parametrize("files", list(WORKFLOWS), ids=lambda f: f[0])
+def test_api_workflow_names_and_links(files):
+    API = load(files[0])
     ours = {node["class_type"] for node in API.values()} & set(NODE_CLASS_MAPPINGS)
-    assert ours == {"Edit2PerceiveModelLoader", "Edit2PerceiveDepth", "Edit2PerceiveNormals"}
+    assert ours == WORKFLOWS[files]
     for node_id, node in API.items():
         cls = node_class(node["class_type"])  # ours or a ComfyUI core node
         specs = input_specs(cls)
@@ -44,9 +58,11 @@ def test_api_workflow_names_and_links():
                 assert source.RETURN_TYPES[value[1]] == specs[key][0], (node_id, key)
             elif cls in NODE_CLASS_MAPPINGS.values():
                 check_value(cls, key, value)
-    saved = [n for n in API.values() if n["class_type"] == "SaveImage"]
-    assert sorted(API[n["inputs"]["images"][0]]["class_type"] for n in saved) == ["Edit2PerceiveDepth",
-                                                                                  "Edit2PerceiveNormals"]
+    for node in API.values():  # every saved image comes from one of our predictors
+        if node["class_type"] == "SaveImage":
+            source = API[node["inputs"]["images"][0]]
+            source = API[source["inputs"]["mask"][0]] if source["class_type"] == "MaskToImage" else source
+            assert source["class_type"] in WORKFLOWS[files] - {"Edit2PerceiveModelLoader"}
 
 
 def ui_to_api(ui: dict) -> dict:
@@ -78,7 +94,9 @@ def ui_to_api(ui: dict) -> dict:
     return prompt
 
 
-def test_ui_workflow_is_the_api_workflow():
+@pytest.mark.parametrize("files", list(WORKFLOWS), ids=lambda f: f[1])
+def test_ui_workflow_is_the_api_workflow(files):
+    API, UI = load(files[0]), load(files[1])
     ids = {node["id"] for node in UI["nodes"]}
     assert UI["last_node_id"] == max(ids) and UI["last_link_id"] == max(link[0] for link in UI["links"])
     for link_id, origin, origin_slot, target, target_slot, kind in UI["links"]:
@@ -98,18 +116,17 @@ def test_ui_workflow_is_the_api_workflow():
 @pytest.fixture(scope="module")
 def saved_models(tiny_components, tmp_path_factory):
     root = tmp_path_factory.mktemp("comfy_models")
-    for task in ("depth", "normal"):
+    for task in ("depth", "normal", "matting"):
         Edit2PerceivePipeline(**tiny_components, task=task).save_pretrained(root / task)
     return root
 
 
-def test_example_workflow_runs_headless(saved_models, monkeypatch):
-    """The API workflow as ComfyUI would queue it, with the tiny saved models in place of the
-    released checkpoints (and a small processing resolution)."""
-    image = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (1, 36, 52, 3)).astype(np.float32) / 255)
+def run_example(name: str, saved_models, image, monkeypatch) -> dict:
+    """An API workflow as ComfyUI would queue it, with the tiny saved models in place of the
+    released checkpoints (and a small processing resolution): what Save Image got."""
     monkeypatch.setattr(LoadImage, "images", {"example.png": image})
     monkeypatch.setattr(SaveImage, "saved", {})
-    prompt = copy.deepcopy(API)
+    prompt = copy.deepcopy(load(name))
     for node in prompt.values():
         if node["class_type"] == "Edit2PerceiveModelLoader":
             node["inputs"].update(model=str(saved_models / node["inputs"]["task"]), base_model="", device="cpu",
@@ -117,13 +134,39 @@ def test_example_workflow_runs_headless(saved_models, monkeypatch):
         if "processing_resolution" in node["inputs"]:
             node["inputs"]["processing_resolution"] = 32
     run_api_workflow(prompt)
-    depth, normals = SaveImage.saved["edit2perceive/depth"], SaveImage.saved["edit2perceive/normals"]
+    return dict(SaveImage.saved)
+
+
+def example_image() -> torch.Tensor:
+    return torch.from_numpy(np.random.default_rng(0).integers(0, 256, (1, 36, 52, 3)).astype(np.float32) / 255)
+
+
+def pipe_input(image: torch.Tensor) -> torch.Tensor:
+    return image.permute(0, 3, 1, 2).contiguous()
+
+
+def test_depth_normals_example_runs_headless(saved_models, monkeypatch):
+    image = example_image()
+    saved = run_example("depth_normals_api.json", saved_models, image, monkeypatch)
+    depth, normals = saved["edit2perceive/depth"], saved["edit2perceive/normals"]
     for out in (depth, normals):
         assert out.shape == (1, 36, 52, 3) and out.dtype == torch.float32
         assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
     pipe = Edit2PerceivePipeline.from_pretrained(saved_models / "depth")
-    ref = pipe(image.permute(0, 3, 1, 2).contiguous(), processing_resolution=32).prediction[0]
+    ref = pipe(pipe_input(image), processing_resolution=32).prediction[0]
     torch.testing.assert_close(depth[0, ..., 0], 1.0 - torch.from_numpy(ref), rtol=0, atol=1e-5)
+
+
+def test_matting_example_runs_headless(saved_models, monkeypatch):
+    image = example_image()
+    saved = run_example("matting_api.json", saved_models, image, monkeypatch)
+    alpha, cutout = saved["edit2perceive/alpha"], saved["edit2perceive/cutout"]
+    assert alpha.shape == (1, 36, 52, 3) and cutout.shape == (1, 36, 52, 4)
+    pipe = Edit2PerceivePipeline.from_pretrained(saved_models / "matting")
+    # the example's click is the image centre given as fractions: (0.5 * 52, 0.5 * 36)
+    ref = pipe(pipe_input(image), processing_resolution=32, points=[[(26.0, 18.0)]]).prediction[0]
+    torch.testing.assert_close(alpha[0, ..., 0], torch.from_numpy(ref), rtol=0, atol=1e-5)
+    torch.testing.assert_close(cutout[0, ..., 3], torch.from_numpy(ref), rtol=0, atol=1e-5)
 
 
 def test_custom_nodes_entry_folder_loads_like_comfyui(monkeypatch):
