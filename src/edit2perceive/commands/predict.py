@@ -33,6 +33,8 @@ import os
 import sys
 from pathlib import Path
 
+from edit2perceive.tasks import TASKS
+
 from . import _predict_extras
 from ._model_args import add_model_arguments
 from ._predict_options import PredictOptions
@@ -61,7 +63,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("predict", help="predict depth / normals / alpha for image files and folders",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files (any PIL format) and folders")
-    p.add_argument("--task", required=True, choices=["depth", "normal", "matting"],
+    p.add_argument("--task", required=True, choices=list(TASKS),
                    help="task; must match the model's task")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="saved pipeline folder or Hugging Face Hub id")

@@ -34,7 +34,8 @@ def _training_info(folder: Path) -> dict:
 def _card(model_dir: Path, *, repo_id: str, summary_paths):
     """The model card of ``model_dir`` (a ``huggingface_hub.ModelCard``) for ``repo_id``, with
     the metrics of the ``e2p evaluate`` summaries at ``summary_paths``."""
-    from edit2perceive.hub import BASE_MODEL, load_summaries, model_card
+    from edit2perceive.core.base_model import DEFAULT_BASE_MODEL
+    from edit2perceive.hub import load_summaries, model_card
 
     index = json.loads((model_dir / "model_index.json").read_text())
     task = index["task"]["name"]
@@ -47,7 +48,7 @@ def _card(model_dir: Path, *, repo_id: str, summary_paths):
         from edit2perceive.pipelines.reference_export import reference_card
 
         return reference_card(task, source=converted["source"].split("/")[-1], fmt=converted["format"],
-                              config=index, base_model=converted.get("base_model") or BASE_MODEL,
+                              config=index, base_model=converted.get("base_model") or DEFAULT_BASE_MODEL,
                               repo_id=repo_id, summaries=summaries)
     return model_card(task, repo_id=repo_id, summaries=summaries, training=_training_info(model_dir))
 
