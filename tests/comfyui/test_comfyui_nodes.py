@@ -10,7 +10,9 @@ from comfy_harness import call_node, validate_node_class
 
 from edit2perceive import Edit2PerceivePipeline
 from edit2perceive.comfyui import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS, convert
+from edit2perceive.comfyui.nodes import TASK_NODES
 from edit2perceive.outputs.visualize import normals_to_rgb
+from edit2perceive.tasks import TASKS
 
 H, W = 40, 56  # not square: a transposed map fails on shape, a mirrored one on values
 RES = 32
@@ -44,6 +46,7 @@ def test_every_node_class_is_valid_for_comfyui():
     for cls in NODE_CLASS_MAPPINGS.values():
         validate_node_class(cls)
     assert NODE_CLASS_MAPPINGS["Edit2PerceiveModelLoader"].RETURN_TYPES == ("E2P_PIPE",)
+    assert set(TASK_NODES) == set(TASKS) and set(TASK_NODES.values()) <= set(NODE_CLASS_MAPPINGS)  # a node per task
 
 
 def test_depth_node_matches_the_pipeline_near_is_white(pipes):

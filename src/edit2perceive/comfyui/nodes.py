@@ -15,11 +15,13 @@ import torch
 
 from ..core.base_model import DEFAULT_BASE_MODEL
 from ..pipelines.pipeline import MAX_INFERENCE_STEPS, MAX_PROCESSING_RESOLUTION, scale_points
+from ..tasks import TASKS
 from . import convert, hooks
 
 PIPE_TYPE = "E2P_PIPE"
 CATEGORY = "Edit2Perceive"
-TASKS = ("depth", "normal", "matting")
+#: the prediction node of each task (keys of NODE_CLASS_MAPPINGS)
+TASK_NODES = {"depth": "Edit2PerceiveDepth", "normal": "Edit2PerceiveNormals", "matting": "Edit2PerceiveMatting"}
 DTYPES = {"auto": None, "bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 #: the largest seed ComfyUI's seed widgets produce
 MAX_SEED = 0xFFFFFFFFFFFFFFFF
@@ -100,8 +102,7 @@ def check_pipe(pipe, task: str, node: str) -> None:
     if not isinstance(pipe, Edit2PerceivePipeline):
         raise TypeError(f"{node}: e2p_pipe must come from 'Load Edit2Perceive model', got {type(pipe).__name__}")
     if pipe.task.name != task:
-        other = {"depth": "Edit2Perceive depth", "normal": "Edit2Perceive normals",
-                 "matting": "Edit2Perceive matting"}[pipe.task.name]
+        other = NODE_DISPLAY_NAME_MAPPINGS[TASK_NODES[pipe.task.name]]
         raise ValueError(f"{node}: the loaded model predicts {pipe.task.name!r}, not {task!r}; use the '{other}' node")
 
 
