@@ -176,3 +176,55 @@ def test_frontend_turns_the_ui_workflow_into_the_api_workflow(tmp_path):
 
     for (_, api_name), prompt in zip(pairs, prompts):
         assert strip(prompt) == strip(json.loads((ROOT / "examples" / "comfyui" / api_name).read_text())), api_name
+
+
+def test_progress_bar_and_cancel_in_a_real_comfyui(tiny_components, tmp_path):
+    """ComfyUI's progress messages (websocket) count the batch's images, and Cancel (``POST
+    /interrupt``) stops the node between two images."""
+    aiohttp = pytest.importorskip("aiohttp")
+    import asyncio
+
+    base = tmp_path / "comfy"
+    (base / "custom_nodes").mkdir(parents=True)
+    (base / "custom_nodes" / "edit2perceive").symlink_to(ROOT / "comfyui", target_is_directory=True)
+    (base / "input").mkdir()
+    PIL.Image.fromarray(np.zeros((32, 32, 3), dtype=np.uint8)).save(base / "input" / "example.png")
+    Edit2PerceivePipeline(**tiny_components, task="depth").save_pretrained(tmp_path / "depth")
+    api = json.loads((ROOT / "examples" / "comfyui" / "depth_normals_api.json").read_text())
+
+    def batch_prompt(amount):
+        prompt = {key: copy.deepcopy(api[key]) for key in ("1", "2", "4", "6")}
+        prompt["2"]["inputs"].update(model=str(tmp_path / "depth"), base_model="", device="cpu", dtype="float32")
+        prompt["4"]["inputs"].update(image=["8", 0], processing_resolution=32)
+        prompt["8"] = {"class_type": "RepeatImageBatch", "inputs": {"image": ["1", 0], "amount": amount}}
+        return prompt
+
+    async def watch(url, prompt, interrupt_at=None):
+        client_id, progress = str(uuid.uuid4()), []
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(url.replace("http", "ws") + f"/ws?clientId={client_id}") as ws:
+                async with session.post(url + "/prompt", json={"prompt": prompt, "client_id": client_id}) as r:
+                    prompt_id = (await r.json())["prompt_id"]
+                async for message in ws:
+                    if message.type != aiohttp.WSMsgType.TEXT:
+                        continue  # binary preview frames
+                    event = json.loads(message.data)
+                    data = event.get("data", {})
+                    if event["type"] == "progress" and data.get("node") == "4":
+                        progress.append((data["value"], data["max"]))
+                        if interrupt_at is not None and data["value"] == interrupt_at:
+                            await session.post(url + "/interrupt", json={})
+                    if event["type"] in ("execution_success", "execution_error", "execution_interrupted") and \
+                            data.get("prompt_id") == prompt_id:
+                        return event["type"], progress
+
+    server = Server(base)
+    try:
+        server.wait_ready()
+        done, progress = asyncio.run(asyncio.wait_for(watch(server.url, batch_prompt(4)), 300))
+        assert done == "execution_success" and progress == [(1, 4), (2, 4), (3, 4), (4, 4)]
+        done, progress = asyncio.run(asyncio.wait_for(watch(server.url, batch_prompt(200), interrupt_at=2), 300))
+    finally:
+        server.stop()
+    assert done == "execution_interrupted"
+    assert 2 <= len(progress) < 10 and progress[-1][1] == 200  # stopped between images, far before the end
