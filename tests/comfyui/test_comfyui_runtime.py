@@ -163,6 +163,8 @@ def test_frontend_turns_the_ui_workflow_into_the_api_workflow(tmp_path):
             page.goto(server.url)
             page.wait_for_function("() => window.app && window.app.graph && window.LiteGraph && "
                                    "LiteGraph.registered_node_types['Edit2PerceiveDepth']", timeout=120_000)
+            fresh = page.evaluate("() => { const n = LiteGraph.createNode('Edit2PerceiveDepth'); "
+                                  "app.graph.add(n); return n.widgets.map(w => [w.name, w.value]); }")
             for ui_name, _ in pairs:
                 ui = json.loads((ROOT / "examples" / "comfyui" / ui_name).read_text())
                 prompts.append(page.evaluate("async (wf) => { await window.app.loadGraphData(wf); "
@@ -174,6 +176,9 @@ def test_frontend_turns_the_ui_workflow_into_the_api_workflow(tmp_path):
     def strip(prompt):
         return {key: {"class_type": node["class_type"], "inputs": node["inputs"]} for key, node in prompt.items()}
 
+    # a new node's widgets: the defaults, and no control-after-generate beside the seed
+    assert fresh == [["steps", 1], ["processing_resolution", 768], ["ensemble_size", 1], ["seed", 0],
+                     ["output_uncertainty", False]]
     for (_, api_name), prompt in zip(pairs, prompts):
         assert strip(prompt) == strip(json.loads((ROOT / "examples" / "comfyui" / api_name).read_text())), api_name
 

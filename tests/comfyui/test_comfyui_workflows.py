@@ -67,8 +67,9 @@ def test_api_workflow_names_and_links(files):
 
 def ui_to_api(ui: dict) -> dict:
     """The API prompt a UI-format workflow stands for, as ComfyUI's frontend builds it: widget
-    values in INPUT_TYPES order (a seed's control_after_generate value skipped), links from
-    the links table."""
+    values in INPUT_TYPES order (a control-after-generate value after its number, where the
+    input has one: ``control_after_generate``, or an INT named seed / noise_seed unless that
+    option is False), links from the links table."""
     links = {link[0]: link for link in ui["links"]}
     prompt = {}
     for node in ui["nodes"]:
@@ -81,7 +82,8 @@ def ui_to_api(ui: dict) -> dict:
                     values.pop(0)  # the upload button's value
                     continue
                 inputs[name] = values.pop(0)
-                if spec[1].get("control_after_generate"):
+                control = spec[1].get("control_after_generate")
+                if control or (control is None and spec[0] == "INT" and name in ("seed", "noise_seed")):
                     assert values.pop(0) in ("fixed", "increment", "decrement", "randomize")
         assert not values, (node["id"], values)
         for slot in node["inputs"]:

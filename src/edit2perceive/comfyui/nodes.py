@@ -89,7 +89,9 @@ def _common_inputs() -> dict:
                                           "tooltip": "longest side the model sees (0 = native size)"}),
         "ensemble_size": ("INT", {"default": 1, "min": 1, "max": 64,
                                   "tooltip": "predictions per image combined (flip / resolution members)"}),
-        "seed": ("INT", {"default": 0, "min": 0, "max": MAX_SEED, "control_after_generate": True,
+        # no control-after-generate widget (ComfyUI adds one to any "seed" unless told not to): its
+        # default "randomize" would replace the fixed noise by fresh noise after the first run
+        "seed": ("INT", {"default": 0, "min": 0, "max": MAX_SEED, "control_after_generate": False,
                          "tooltip": "0 = the model's fixed noise (as trained); otherwise the noise seed"}),
         "output_uncertainty": ("BOOLEAN", {"default": False, "tooltip": "ensemble spread (needs ensemble_size >= 2)"}),
     }
