@@ -2,6 +2,7 @@
 
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,9 @@ from edit2perceive.comfyui import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPING
 from edit2perceive.comfyui.nodes import TASK_NODES
 from edit2perceive.outputs.visualize import normals_to_rgb
 from edit2perceive.tasks import TASKS
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from reference_fixtures import diffsynth_state_dict, write  # noqa: E402
 
 H, W = 40, 56  # not square: a transposed map fails on shape, a mirrored one on values
 RES = 32
@@ -245,3 +249,22 @@ def test_loader_without_vae_or_base_model_is_a_clear_error(tiny_components, tmp_
         call_node("Edit2PerceiveModelLoader", model=str(tmp_path / "no-vae"), **LOADER)
     with pytest.raises(ValueError, match="give a model"):
         call_node("Edit2PerceiveModelLoader", model=" ", **LOADER)
+
+
+def test_loader_node_on_a_released_checkpoint(tiny_components, tmp_path):
+    """A file in the authors' format (DiffSynth keys) with a base model folder: the same
+    pipeline as ``from_reference_checkpoint``, task from the file name."""
+    from diffusers import FluxKontextPipeline
+
+    base = tmp_path / "kontext"
+    FluxKontextPipeline(**tiny_components).save_pretrained(base)
+    ckpt = write(tmp_path / "depth.safetensors", diffsynth_state_dict(tiny_components["transformer"].state_dict()))
+    (pipe,) = call_node("Edit2PerceiveModelLoader", model=str(ckpt), **{**LOADER, "base_model": str(base)})
+    want = Edit2PerceivePipeline.from_reference_checkpoint(str(ckpt), base_model=str(base))
+    assert pipe.task.name == "depth"
+    assert {k: v for k, v in pipe.config.items() if not k.startswith("_")} == \
+        {k: v for k, v in want.config.items() if not k.startswith("_")}  # the released models' conventions
+    image = comfy_image(seed=6)
+    got = call_node("Edit2PerceiveDepth", e2p_pipe=pipe, image=image, **PREDICT)[1]
+    ref = want(pipe_input(image), processing_resolution=RES).prediction[0]
+    torch.testing.assert_close(got[0, ..., 0], torch.from_numpy(ref), rtol=0, atol=1e-5)
