@@ -175,3 +175,19 @@ def test_invalid_pixels_sky_is_far_and_holes_follow_hole_fill():
     assert get_task("depth").config()["hole_fill"] == "zero"
     with pytest.raises(ValueError, match="hole_fill"):
         get_task("depth", hole_fill="far")
+
+
+def test_task_configs_name_every_option_and_rebuild_the_task():
+    import json
+
+    from edit2perceive.tasks import get_task
+
+    depth = get_task("depth", encoding="log", lower_percentile=5, upper_percentile=95)
+    assert json.dumps(depth.config()) == ('{"name": "depth", "encoding": "log", "lower_percentile": 5.0, '
+                                          '"upper_percentile": 95.0, "hole_fill": "zero"}')
+    matting = get_task("matting", binarize=True, max_points=3, point_threshold=0.9)
+    assert matting.config() == {"name": "matting", "binarize": True, "max_points": 3, "point_threshold": 0.9}
+    assert get_task("normal").config() == {"name": "normal"}
+    for task in (depth, matting):
+        assert get_task(task.config()).config() == task.config()
+        assert repr(get_task(task.config())) == repr(task)
