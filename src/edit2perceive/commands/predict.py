@@ -34,7 +34,7 @@ import re
 import sys
 from pathlib import Path
 
-from . import _predict_extras
+from . import _predict_dataset, _predict_extras
 from ._model_args import add_model_arguments, model_options
 
 #: files each task writes into an input's folder (see edit2perceive.outputs.visualize.render_outputs)
@@ -60,7 +60,8 @@ def register(subparsers) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     # "-5,10" is a point, not an option (argparse only knows plain negative numbers)
     p._negative_number_matcher = re.compile(r"^-\d+$|^-\d*\.\d+$|^-[\d.]*,[-+\d.eE]*$")
-    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files (any PIL format) and folders")
+    p.add_argument("inputs", nargs="*", metavar="IMAGE_OR_DIR",
+                   help="image files (any PIL format) and folders (or --dataset)")
     p.add_argument("--task", required=True, choices=["depth", "normal", "matting"],
                    help="task; must match the model's task")
     source = p.add_mutually_exclusive_group(required=True)
@@ -77,6 +78,7 @@ def register(subparsers) -> None:
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     add_model_arguments(p, source)
     _predict_extras.add_arguments(p)
+    _predict_dataset.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -164,16 +166,10 @@ def check_arguments(args) -> str | None:
 
 
 def _load_rgb(path: Path):
-    import numpy as np
-    import PIL.Image
-
-    from edit2perceive.io.images import open_image, pil_to_unit_rgb
+    from edit2perceive.io.images import open_rgb8
 
     # upright (EXIF), greyscale / RGBA / 16-bit files become 8-bit RGB (see edit2perceive.io.images)
-    img = open_image(path)
-    if img.mode == "RGB":  # already 8-bit RGB: no float copies of a large photo
-        return img
-    return PIL.Image.fromarray(np.round(pil_to_unit_rgb(img, str(path)) * 255).astype(np.uint8))
+    return open_rgb8(path)
 
 
 def _message(err: BaseException) -> str:
@@ -188,7 +184,11 @@ def run(args) -> int:
 
     from edit2perceive.outputs.visualize import clean_stale_partials, write_prediction_set
 
+    if args.dataset is not None:
+        return _predict_dataset.run(args, check_arguments)
     problem = check_arguments(args) or _predict_extras.check_arguments(args)
+    if problem is None and not args.inputs:
+        problem = "give image files / folders, or --dataset NAME_OR_PATH"
     if problem is None:
         try:
             inputs = list_inputs(args.inputs, exclude=args.output_dir)
