@@ -79,7 +79,7 @@ def settings_of(args, pipe) -> dict:
 def run(args, check_common) -> int:
     """The dataset branch of ``e2p predict``; ``check_common(args)`` checks the options it
     shares with file runs."""
-    from edit2perceive.inference_at_scale import load_source, predict_dataset, process_state
+    from edit2perceive.inference_at_scale import end_processes, load_source, predict_dataset, process_state
     from edit2perceive.inference_at_scale.shards import DiskFullError
 
     from . import _predict_extras
@@ -100,7 +100,7 @@ def run(args, check_common) -> int:
                                  streaming=args.streaming, image_column=args.image_column, id_columns=args.id_columns)
     except (ValueError, FileNotFoundError) as err:
         say(f"{prefix}cannot read --dataset: {err}")
-        return _end(state, 2)
+        return end_processes(state, 2)
     from edit2perceive.pipelines.loading import load_pipeline
 
     device = args.device or ("cpu" if state.device.type == "cpu" else str(state.device))
@@ -108,7 +108,7 @@ def run(args, check_common) -> int:
         pipe = load_pipeline(args.model, task=args.task, device=device, **model_options(args))
     except (ValueError, OSError, RuntimeError) as err:
         say(f"{prefix}cannot use model: {err}")
-        return _end(state, 2)
+        return end_processes(state, 2)
     call_kwargs = {"num_inference_steps": args.steps, "processing_resolution": args.processing_resolution,
                    **_predict_extras.call_kwargs(args)}
     call_kwargs.pop("output_uncertainty")
@@ -123,7 +123,7 @@ def run(args, check_common) -> int:
         return 1  # the other processes are stopped by the launcher
     except ValueError as err:
         say(f"{prefix}{err}")
-        return _end(state, 2)
+        return end_processes(state, 2)
     for index, why in result.errors[:20]:
         say(f"{prefix}row {index}: {why}")
     if len(result.errors) > 20:
@@ -145,15 +145,4 @@ def run(args, check_common) -> int:
             except Exception as err:  # noqa: BLE001 - the dataset on disk is complete; say why the upload failed
                 say(f"upload to {args.push_to_hub} failed: {err}")
                 code = 1
-    return _end(state, code)
-
-
-def _end(state, code: int) -> int:
-    """Leave the process group cleanly (gloo may abort if left to interpreter exit)."""
-    if state.num_processes > 1:
-        import torch.distributed as dist
-
-        state.wait_for_everyone()
-        if dist.is_initialized():
-            dist.destroy_process_group()
-    return code
+    return end_processes(state, code)

@@ -7,8 +7,8 @@ docs/inference-at-scale.md.
 """
 
 from .encoding import ENCODINGS, decode_prediction, decode_row
-from .runner import DatasetPredictionResult, predict_dataset, process_state
+from .runner import DatasetPredictionResult, end_processes, predict_dataset, process_state
 from .source import Source, load_source
 
-__all__ = ["ENCODINGS", "DatasetPredictionResult", "Source", "decode_prediction", "decode_row", "load_source",
+__all__ = ["ENCODINGS", "DatasetPredictionResult", "Source", "decode_prediction", "decode_row", "end_processes", "load_source",
            "predict_dataset", "process_state"]

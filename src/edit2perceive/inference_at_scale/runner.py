@@ -59,6 +59,18 @@ def process_state():
     return PartialState(cpu=bool(cpu))
 
 
+def end_processes(state, code: int = 0) -> int:
+    """Leave the process group cleanly after a multi-process run (gloo can abort when it is
+    left to interpreter exit); returns ``code``."""
+    if state.num_processes > 1:
+        import torch.distributed as dist
+
+        state.wait_for_everyone()
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return code
+
+
 def output_features(source: Source, task: str, encoding: str, keep_image: bool, uncertainty: bool):
     from datasets import Features, Image, Value
 
