@@ -9,7 +9,7 @@ Encodings (``--encoding``):
   ``0.5 / 65535`` of the float value (normals: ``1 / 65535``). The column is a ``datasets``
   ``Image`` (a list of three for normals), so viewers show it.
 - ``float32``: the float32 values, flattened row-major (``H x W`` or ``H x W x 3``), with the
-  row's ``height`` and ``width``: exact, about 2x (normals 6x) larger.
+  row's ``height`` and ``width``: exact.
 
 Uncertainty (ensembles) is one map in [0, 1] per image (normals: the angular spread / pi),
 stored like a depth map in the same encoding.
