@@ -2,15 +2,15 @@
 launch``, CPU, one torch thread each) against the plain pipeline in a loop over the same
 images, tiny model.
 
-    python -m benchmarks.bench_dataset_predict [--images 128] [--size 64] [--batch-size 4] [--shard-size 8]
+    python -m benchmarks.bench_dataset_predict [--images 128] [--size 64] [--batch-size 4] [--shard-size 16] [--rounds 3]
 
-Each configuration runs in fresh processes (launched like a user would); the timed phase
-starts after every process has loaded the model (a barrier) and ends when the last shard
-is written and the manifest and card are done (``predict_dataset`` returns after a
-barrier). The loop reads the same image files and calls the pipeline with the same batch
-size, writing nothing. Start-up (imports, model load, process group) is reported apart,
-as the wall time of the whole command minus the timed phase. Overhead = dataset run
-(1 process) / loop - 1.
+One process (plain ``python``) times the loop and ``predict_dataset`` in alternating
+rounds, so background load hits both alike; two processes run under ``accelerate launch``
+(gloo). A round of ``predict_dataset`` starts after a barrier (every process has its
+model loaded and warmed up) and ends when it returns: after the last shard, the manifest
+and the card (a barrier, so the slowest process counts). The loop reads the same image
+files and calls the pipeline with the same batch size, writing nothing. Start-up (imports,
+model load, process group) is not timed. Overhead = dataset run (1 process) / loop - 1.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,41 +46,52 @@ def prepare(folder: Path, n: int, size: int) -> None:
 
 
 def child(cfg: dict) -> None:
-    """One configuration, inside its process(es); rank 0 writes ``{seconds}`` to cfg["result"]."""
+    """One configuration inside its process(es): ``cfg["rounds"]`` timed rounds; rank 0
+    writes ``{"loop": [s, ...], "dataset": [s, ...]}`` to cfg["result"]. With one process
+    the loop and the dataset run alternate, so background load hits both alike."""
+    import shutil
+
     import torch
+    from PIL import Image
 
     torch.set_num_threads(1)
     from edit2perceive.inference_at_scale import end_processes, load_source, predict_dataset, process_state
     from edit2perceive.pipelines.loading import load_pipeline
 
     folder = Path(cfg["folder"])
+    state = process_state()
     pipe = load_pipeline(str(folder / "model"), task="depth", device="cpu")
+    source = load_source(str(folder / "images"))
+    files = sorted((folder / "images").iterdir())
     kwargs = {"processing_resolution": cfg["size"], "show_progress_bar": False}
-    if cfg["mode"] == "loop":
-        from PIL import Image
+    pipe([Image.open(files[0]).convert("RGB")], **kwargs)  # warm-up
 
-        files = sorted((folder / "images").iterdir())
-        pipe([Image.open(files[0]).convert("RGB")], **kwargs)  # warm-up, as the dataset runs' first batch is not
-        start = time.perf_counter()
+    def loop():
         for i in range(0, len(files), cfg["batch_size"]):
             out = pipe([Image.open(f).convert("RGB") for f in files[i:i + cfg["batch_size"]]],
                        batch_size=cfg["batch_size"], **kwargs)
             _ = [p.copy() for p in out.prediction]
-        Path(cfg["result"]).write_text(json.dumps({"seconds": time.perf_counter() - start}))
-        return
-    state = process_state()
-    source = load_source(str(folder / "images"))
-    from PIL import Image
 
-    pipe([Image.open(next((folder / "images").iterdir())).convert("RGB")], **kwargs)  # warm-up
-    state.wait_for_everyone()
-    start = time.perf_counter()
-    predict_dataset(pipe, source, folder / cfg["out"], settings={"task": "depth"}, shard_size=cfg["shard_size"],
-                    batch_size=cfg["batch_size"], call_kwargs={"processing_resolution": cfg["size"]}, state=state,
-                    progress=False)
-    seconds = time.perf_counter() - start
+    def dataset(out):
+        predict_dataset(pipe, source, out, settings={"task": "depth"}, shard_size=cfg["shard_size"],
+                        batch_size=cfg["batch_size"], call_kwargs={"processing_resolution": cfg["size"]},
+                        state=state, progress=False)
+
+    times = {"loop": [], "dataset": []}
+    for r in range(cfg["rounds"]):
+        if state.num_processes == 1:
+            start = time.perf_counter()
+            loop()
+            times["loop"].append(time.perf_counter() - start)
+        out = folder / f"out{state.num_processes}-{r}"
+        state.wait_for_everyone()
+        start = time.perf_counter()
+        dataset(out)  # returns after a barrier: the slowest process
+        times["dataset"].append(time.perf_counter() - start)
+        if state.is_main_process:
+            shutil.rmtree(out)
     if state.is_main_process:
-        Path(cfg["result"]).write_text(json.dumps({"seconds": seconds}))
+        Path(cfg["result"]).write_text(json.dumps(times))
     end_processes(state)
 
 
@@ -97,12 +109,10 @@ def run(cfg: dict, processes: int) -> dict:
         accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
         me = [accelerate, "launch", "--multi_gpu", "--num_processes", str(processes), "--num_machines", "1",
               "--main_process_port", _port(), "--mixed_precision", "no", "--dynamo_backend", "no", *me[1:]]
-    start = time.perf_counter()
     proc = subprocess.run(me, capture_output=True, text=True, env=env, cwd=ROOT)
-    wall = time.perf_counter() - start
     if proc.returncode != 0:
-        raise RuntimeError(f"{cfg['mode']} x{processes} failed:\n{proc.stderr[-3000:]}")
-    return {"seconds": json.loads(Path(cfg["result"]).read_text())["seconds"], "wall": wall}
+        raise RuntimeError(f"{processes} process(es) failed:\n{proc.stderr[-3000:]}")
+    return json.loads(Path(cfg["result"]).read_text())
 
 
 def main() -> None:
@@ -110,7 +120,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=128)
     parser.add_argument("--size", type=int, default=64, help="image side and processing resolution (px)")
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--shard-size", type=int, default=8)
+    parser.add_argument("--shard-size", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -119,21 +130,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         prepare(folder, args.images, args.size)
-        base = {"folder": tmp, "size": args.size, "batch_size": args.batch_size, "shard_size": args.shard_size}
-        results = {}
-        for name, mode, n in (("pipeline loop", "loop", 1), ("predict_dataset, 1 process", "dataset", 1),
-                              ("predict_dataset, 2 processes", "dataset", 2)):
-            cfg = {**base, "mode": mode, "out": f"out{n}", "result": str(folder / f"{mode}{n}.json")}
-            results[name] = run(cfg, n)
-    loop = results["pipeline loop"]["seconds"]
-    rows = []
-    for name, r in results.items():
-        rows.append({"run": name, "images/s": args.images / r["seconds"], "timed phase (s)": r["seconds"],
-                     "start-up (s)": r["wall"] - r["seconds"], "vs loop": r["seconds"] / loop})
-    one, two = results["predict_dataset, 1 process"]["seconds"], results["predict_dataset, 2 processes"]["seconds"]
+        base = {"folder": tmp, "size": args.size, "batch_size": args.batch_size, "shard_size": args.shard_size,
+                "rounds": args.rounds}
+        single = run({**base, "result": str(folder / "one.json")}, 1)
+        double = run({**base, "result": str(folder / "two.json")}, 2)
+    loop, one, two = (statistics.median(t) for t in (single["loop"], single["dataset"], double["dataset"]))
+    rows = [{"run": name, "images/s": args.images / t, "seconds (median)": t, "vs loop": t / loop}
+            for name, t in (("pipeline loop, 1 process", loop), ("predict_dataset, 1 process", one),
+                            ("predict_dataset, 2 processes", two))]
     print(f"{args.images} images of {args.size} x {args.size} px, batch {args.batch_size}, shards of "
-          f"{args.shard_size}, tiny depth model, CPU, 1 torch thread per process")
-    print(markdown_table(rows, ["run", "images/s", "timed phase (s)", "start-up (s)", "vs loop"]))
+          f"{args.shard_size}, tiny depth model, CPU, 1 torch thread per process, median of {args.rounds} rounds")
+    print(markdown_table(rows, ["run", "images/s", "seconds (median)", "vs loop"]))
     print(f"overhead of predict_dataset vs the loop (1 process): {100 * (one / loop - 1):+.1f} %")
     print(f"2 processes / 1 process: {one / two:.2f}x")
 

@@ -219,7 +219,7 @@ def predict_dataset(pipe, source: Source, output_dir, *, settings: dict, encodin
     rank / world size (``process_state()`` by default). ``log``: a function taking a line
     (main process messages).
     """
-    from datasets import Dataset
+    import pyarrow as pa
     from tqdm.auto import tqdm
 
     from .card import write_card
@@ -273,8 +273,8 @@ def predict_dataset(pipe, source: Source, output_dir, *, settings: dict, encodin
         if not items:
             raise ValueError(f"{source.description['dataset']}: split {source.split!r} has no rows")
         rows = worker.rows(items)
-        shard_files.write_shard(shard_files.shard_path(output_dir, source.split, k),
-                                Dataset.from_list(rows, features=features))
+        table = pa.Table.from_pylist([features.encode_example(r) for r in rows], schema=features.arrow_schema)
+        shard_files.write_shard(shard_files.shard_path(output_dir, source.split, k), table)
         written += 1
         rows_written += len(rows)
         errors += [(r["row_index"], r["error"]) for r in rows if r["status"] != "ok"]

@@ -85,14 +85,15 @@ def start(output_dir: Path, settings: dict) -> list[Path]:
     return removed
 
 
-def write_shard(path: Path, dataset) -> None:
-    """``dataset`` (a ``datasets.Dataset``) as parquet at ``path``, whole or not at all; a full disk raises
+def write_shard(path: Path, table) -> None:
+    """``table`` (a ``pyarrow.Table`` whose schema carries the ``datasets`` features) as
+    parquet at ``path``, whole or not at all; a full disk raises
     :class:`DiskFullError` naming the shard."""
     try:
         import pyarrow.parquet as pq
 
-        with atomic_file(path) as staged:  # the table's schema carries the datasets features
-            pq.write_table(dataset.data.table, str(staged))
+        with atomic_file(path) as staged:
+            pq.write_table(table, str(staged))
     except OSError as err:
         if err.errno in DISK_FULL_ERRNOS:
             done = len(list(path.parent.glob("*.parquet")))
