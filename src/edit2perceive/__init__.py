@@ -35,6 +35,7 @@ MOVED_MODULES = {
     "edit2perceive.video": "edit2perceive.outputs.video",
     "edit2perceive.images": "edit2perceive.io.images",
     "edit2perceive.training.tiny_run": "edit2perceive.demo.tiny_run",
+    "edit2perceive.reference.export": "edit2perceive.pipelines.reference_export",
 }
 
 

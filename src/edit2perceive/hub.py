@@ -23,11 +23,11 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from .core.base_model import DEFAULT_BASE_MODEL
 from .io.atomic import atomic_folder
 
-BASE_MODEL = "black-forest-labs/FLUX.1-Kontext-dev"
 LICENSE = {"license": "other", "license_name": "flux-1-dev-non-commercial-license",
-           "license_link": "https://huggingface.co/black-forest-labs/FLUX.1-Kontext-dev/blob/main/LICENSE.md"}
+           "license_link": f"https://huggingface.co/{DEFAULT_BASE_MODEL}/blob/main/LICENSE.md"}
 PIPELINE_TAGS = {"depth": "depth-estimation", "normal": "image-to-image", "matting": "image-segmentation"}
 TASK_TAGS = {
     "depth": ["monocular-depth-estimation", "depth"],
@@ -88,12 +88,12 @@ from edit2perceive import Edit2PerceivePipeline
 
 # the base model's VAE (and base transformer for a LoRA) come from the base, not re-hosted;
 # the prompt cache means no text encoders are needed
-pipe = Edit2PerceivePipeline.from_pretrained("{repo_id}", base_model="{BASE_MODEL}")
+pipe = Edit2PerceivePipeline.from_pretrained("{repo_id}", base_model="{DEFAULT_BASE_MODEL}")
 out = pipe(Image.open("photo.jpg"){points})  # one step, deterministic
 out.prediction
 ```
 
-Command line: `e2p predict --task {task} --model {repo_id} --base-model {BASE_MODEL} photo.jpg --output-dir out/`"""
+Command line: `e2p predict --task {task} --model {repo_id} --base-model {DEFAULT_BASE_MODEL} photo.jpg --output-dir out/`"""
 
 
 def model_card(
@@ -102,7 +102,7 @@ def model_card(
     repo_id: str = "your-name/edit2perceive-model",
     summaries: list[dict] | None = None,
     training: dict | None = None,
-    base_model: str = BASE_MODEL,
+    base_model: str = DEFAULT_BASE_MODEL,
     extra_limitations: list[str] | None = None,
     datasets: list[str] | None = None,
     description: str | None = None,

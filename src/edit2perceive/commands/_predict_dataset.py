@@ -11,12 +11,41 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 
 from edit2perceive.inference_at_scale.encoding import ENCODINGS
 
-#: file-mode options that have no meaning for a dataset run, with their "off" values
-FILE_ONLY = {"metric_depth": None, "export": [], "depth_model": None, "normal_model": None, "no_frames": False,
-             "temporal_smoothing": 0.0}
+from ._predict_options import ExtraOptions, PredictOptions
+
+
+@dataclass(frozen=True)
+class DatasetOptions:
+    """The ``--dataset`` options of ``e2p predict`` (the others are :class:`PredictOptions`)."""
+
+    dataset: str
+    split: str | None = None
+    config: str | None = None
+    data_dir: str | None = None
+    streaming: bool = False
+    image_column: str | None = None
+    id_columns: tuple[str, ...] | None = None
+    keep_image: bool = False
+    encoding: str = "png16"
+    shard_size: int = 1000
+    push_to_hub: str | None = None
+    private: bool = False
+
+    @classmethod
+    def from_args(cls, args) -> DatasetOptions:
+        return cls(dataset=args.dataset, split=args.split, config=args.dataset_config, data_dir=args.data_dir,
+                   streaming=args.streaming, image_column=args.image_column,
+                   id_columns=None if args.id_columns is None else tuple(args.id_columns), keep_image=args.keep_image,
+                   encoding=args.encoding, shard_size=args.shard_size, push_to_hub=args.push_to_hub,
+                   private=args.private)
+
+
+#: ExtraOptions that only mean something for image files
+FILE_ONLY = ("metric_depth", "export", "depth_model", "normal_model", "frames", "temporal_smoothing", "frame_noise")
 
 
 def add_arguments(p) -> None:
@@ -38,15 +67,17 @@ def add_arguments(p) -> None:
     g.add_argument("--private", action="store_true", help="--push-to-hub: create the repository private")
 
 
-def check_arguments(args) -> str | None:
+def check_arguments(opts: PredictOptions, data: DatasetOptions) -> str | None:
     """The reason a ``--dataset`` run would fail whatever the rows, or ``None``."""
-    if args.inputs:
+    if opts.inputs:
         return "give either image files / folders or --dataset, not both"
-    if args.shard_size < 1:
-        return f"--shard-size must be >= 1, got {args.shard_size}"
-    used = [k for k, off in FILE_ONLY.items() if getattr(args, k, off) != off]
+    if data.shard_size < 1:
+        return f"--shard-size must be >= 1, got {data.shard_size}"
+    default = ExtraOptions()
+    used = [k for k in FILE_ONLY if getattr(opts.extras, k) != getattr(default, k)]
     if used:
-        return f"--{used[0].replace('_', '-')} is for image files, not --dataset runs"
+        flag = {"frames": "no_frames"}.get(used[0], used[0])
+        return f"--{flag.replace('_', '-')} is for image files, not --dataset runs"
     return None
 
 
@@ -62,33 +93,33 @@ def _model_revision(model: str | None) -> str | None:
         return None
 
 
-def settings_of(args, pipe) -> dict:
+def settings_of(opts: PredictOptions, pipe) -> dict:
     """What makes the predictions what they are (recorded; a resumed run must match)."""
+    extras, loading = opts.extras, opts.loading
     return {
-        "task": args.task,
-        "model": {"id": args.model or args.reference_checkpoint, "revision": _model_revision(args.model),
-                  "reference_checkpoint": args.reference_checkpoint is not None, "base_model": args.base_model,
-                  "resize_mode": pipe.config.resize_mode if hasattr(pipe.config, "resize_mode") else None},
-        "options": {"steps": args.steps, "processing_resolution": args.processing_resolution,
-                    "points": [list(p) for p in args.points] if args.points else None,
-                    "ensemble_size": args.ensemble_size,
-                    "ensemble_augmentations": list(args.ensemble_augmentations) if args.ensemble_size > 1 else None},
+        "task": opts.task,
+        "model": {"id": opts.model or loading.reference_checkpoint, "revision": _model_revision(opts.model),
+                  "reference_checkpoint": loading.reference_checkpoint is not None, "base_model": loading.base_model,
+                  "resize_mode": getattr(pipe.config, "resize_mode", None)},
+        "options": {"steps": opts.steps, "processing_resolution": opts.processing_resolution,
+                    "points": [list(p) for p in opts.points] if opts.points else None,
+                    "ensemble_size": extras.ensemble_size,
+                    "ensemble_augmentations": list(extras.ensemble_augmentations) if extras.ensemble_size > 1 else None},
     }
 
 
-def run(args, check_common) -> int:
-    """The dataset branch of ``e2p predict``; ``check_common(args)`` checks the options it
+def run(opts: PredictOptions, data: DatasetOptions, check_common) -> int:
+    """The dataset branch of ``e2p predict``; ``check_common(opts)`` checks the options it
     shares with file runs."""
     from edit2perceive.inference_at_scale import end_processes, load_source, predict_dataset, process_state
     from edit2perceive.inference_at_scale.shards import DiskFullError
 
     from . import _predict_extras
-    from ._model_args import model_options
 
     def say(line):
         print(f"e2p predict: {line}", file=sys.stderr)
 
-    problem = check_arguments(args) or check_common(args) or _predict_extras.check_arguments(args)
+    problem = check_arguments(opts, data) or check_common(opts) or _predict_extras.check_arguments(opts)
     if problem is not None:
         say(problem)
         return 2
@@ -96,27 +127,28 @@ def run(args, check_common) -> int:
     prefix = f"[{state.process_index}/{state.num_processes}] " if state.num_processes > 1 else ""
     try:
         with state.main_process_first():  # one process downloads / prepares, the others reuse its cache
-            source = load_source(args.dataset, split=args.split, config=args.dataset_config, data_dir=args.data_dir,
-                                 streaming=args.streaming, image_column=args.image_column, id_columns=args.id_columns)
+            source = load_source(data.dataset, split=data.split, config=data.config, data_dir=data.data_dir,
+                                 streaming=data.streaming, image_column=data.image_column,
+                                 id_columns=None if data.id_columns is None else list(data.id_columns))
     except (ValueError, FileNotFoundError) as err:
         say(f"{prefix}cannot read --dataset: {err}")
         return end_processes(state, 2)
     from edit2perceive.pipelines.loading import load_pipeline
 
-    device = args.device or ("cpu" if state.device.type == "cpu" else str(state.device))
+    device = opts.device or ("cpu" if state.device.type == "cpu" else str(state.device))
     try:
-        pipe = load_pipeline(args.model, task=args.task, device=device, **model_options(args))
+        pipe = load_pipeline(opts.model, task=opts.task, device=device, **opts.loading.load_kwargs())
     except (ValueError, OSError, RuntimeError) as err:
         say(f"{prefix}cannot use model: {err}")
         return end_processes(state, 2)
-    call_kwargs = {"num_inference_steps": args.steps, "processing_resolution": args.processing_resolution,
-                   **_predict_extras.call_kwargs(args)}
+    call_kwargs = {"num_inference_steps": opts.steps, "processing_resolution": opts.processing_resolution,
+                   **_predict_extras.call_kwargs(opts.extras)}
     call_kwargs.pop("output_uncertainty")
     try:
-        result = predict_dataset(pipe, source, args.output_dir, settings=settings_of(args, pipe),
-                                 encoding=args.encoding, keep_image=args.keep_image, uncertainty=args.uncertainty,
-                                 shard_size=args.shard_size, batch_size=args.batch_size,
-                                 points=[tuple(p) for p in args.points] if args.points else None,
+        result = predict_dataset(pipe, source, opts.output_dir, settings=settings_of(opts, pipe),
+                                 encoding=data.encoding, keep_image=data.keep_image,
+                                 uncertainty=opts.extras.uncertainty, shard_size=data.shard_size,
+                                 batch_size=opts.batch_size, points=list(opts.points) if opts.points else None,
                                  call_kwargs=call_kwargs, state=state, log=say)
     except DiskFullError as err:
         say(f"{prefix}{err.strerror}")
@@ -131,18 +163,18 @@ def run(args, check_common) -> int:
     code = 0
     if result.manifest is not None:
         m = result.manifest
-        say(f"{m['num_rows']} rows in {m['num_shards']} shards in {args.output_dir} ({m['num_errors']} with status "
+        say(f"{m['num_rows']} rows in {m['num_shards']} shards in {opts.output_dir} ({m['num_errors']} with status "
             f"error); this run wrote {result.shards_written} shard(s) on process 0 of {state.num_processes}, "
             f"skipped {result.shards_skipped} already done")
-        if args.push_to_hub:
+        if data.push_to_hub:
             from edit2perceive.hub import upload_folder
 
             try:
-                url = upload_folder(args.output_dir, args.push_to_hub, private=args.private, repo_type="dataset",
+                url = upload_folder(opts.output_dir, data.push_to_hub, private=data.private, repo_type="dataset",
                                     allow_patterns=["README.md", "manifest.json", "data/*.parquet"],
                                     commit_message="Upload Edit2Perceive predictions")
                 say(f"uploaded to {url}")
             except Exception as err:  # noqa: BLE001 - the dataset on disk is complete; say why the upload failed
-                say(f"upload to {args.push_to_hub} failed: {err}")
+                say(f"upload to {data.push_to_hub} failed: {err}")
                 code = 1
     return end_processes(state, code)
