@@ -175,10 +175,9 @@ def _load_rgb(path: Path):
 
 
 def _message(err: BaseException) -> str:
-    text = str(err) or type(err).__name__
-    if "out of memory" in text.lower() or type(err).__name__ == "OutOfMemoryError":
-        return f"out of memory ({text.splitlines()[0]}); try a smaller --processing-resolution or --batch-size"
-    return text if isinstance(err, (ValueError, OSError)) else f"{type(err).__name__}: {text}"
+    from edit2perceive.inference_at_scale.runner import failure_message
+
+    return failure_message(err)
 
 
 def run(args: argparse.Namespace) -> int:

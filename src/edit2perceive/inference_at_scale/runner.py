@@ -87,7 +87,9 @@ def output_features(source: Source, task: str, encoding: str, keep_image: bool, 
     return Features(cols)
 
 
-def _message(err: BaseException) -> str:
+def failure_message(err: BaseException) -> str:
+    """Why one input failed, for the user (out of memory gets a hint; ``ValueError`` /
+    ``OSError`` texts name the file already)."""
     text = str(err) or type(err).__name__
     if "out of memory" in text.lower() or type(err).__name__ == "OutOfMemoryError":
         return f"out of memory ({text.splitlines()[0]}); try a smaller --processing-resolution or --batch-size"
@@ -166,14 +168,14 @@ class _ShardPredictor:
                     row["image"] = _image_cell(cell, src.base_dir)
                 ready.append((row, rgb))
             except Exception as err:  # noqa: BLE001 - a bad row is recorded, the shard goes on
-                row["error"] = _message(err)
+                row["error"] = failure_message(err)
         for start in range(0, len(ready), self.batch_size):
             batch = ready[start:start + self.batch_size]
             try:
                 results = self._predict([rgb for _, rgb in batch])
             except Exception as err:  # noqa: BLE001
                 if len(batch) == 1:
-                    batch[0][0]["error"] = _message(err)
+                    batch[0][0]["error"] = failure_message(err)
                     continue
                 results = [None] * len(batch)  # find the failing image: one at a time
             for (row, rgb), result in zip(batch, results):
@@ -181,7 +183,7 @@ class _ShardPredictor:
                     self._fill(row, *(result if result is not None else self._predict([rgb])[0]))
                 except Exception as err:  # noqa: BLE001
                     row["prediction"] = None
-                    row["error"] = _message(err)
+                    row["error"] = failure_message(err)
         return out
 
 

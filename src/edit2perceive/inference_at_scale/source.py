@@ -113,7 +113,7 @@ def load_source(name: str, *, split: str | None = None, config: str | None = Non
         raise ValueError(f"{name}: column(s) {reserved} clash with the output's own columns {RESERVED_COLUMNS}; "
                          "leave them out with --id-columns")
     ds = ds.select_columns([image_column, *id_columns])
-    description = {"dataset": name, "config": config, "split": split, "data_dir": data_dir,
+    description = {"dataset": str(path.resolve()) if path.exists() else name, "config": config, "split": split, "data_dir": data_dir,
                    "streaming": bool(streaming), "image_column": image_column,
                    "num_rows": None if streaming else len(ds),
                    "fingerprint": getattr(ds, "_fingerprint", None)}
