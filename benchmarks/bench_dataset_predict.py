@@ -10,7 +10,10 @@ rounds, so background load hits both alike; two processes run under ``accelerate
 model loaded and warmed up) and ends when it returns: after the last shard, the manifest
 and the card (a barrier, so the slowest process counts). The loop reads the same image
 files and calls the pipeline with the same batch size, writing nothing. Start-up (imports,
-model load, process group) is not timed. Overhead = dataset run (1 process) / loop - 1.
+model load, process group) is not timed. Overhead = dataset run (1 process) / loop - 1; as
+separate runs are hit by other load differently, the run also times its own pipeline calls:
+overhead within the run = time outside them (decoding, encoding, parquet, manifest, card)
+/ time in them.
 """
 
 from __future__ import annotations
@@ -72,12 +75,25 @@ def child(cfg: dict) -> None:
                        batch_size=cfg["batch_size"], **kwargs)
             _ = [p.copy() for p in out.prediction]
 
+    class Timed:  # the pipeline, timing its calls (everything else is the dataset machinery)
+        seconds = 0.0
+
+        def __getattr__(self, name):
+            return getattr(pipe, name)
+
+        def __call__(self, *args, **kw):
+            start = time.perf_counter()
+            try:
+                return pipe(*args, **kw)
+            finally:
+                Timed.seconds += time.perf_counter() - start
+
     def dataset(out):
-        predict_dataset(pipe, source, out, settings={"task": "depth"}, shard_size=cfg["shard_size"],
+        predict_dataset(Timed(), source, out, settings={"task": "depth"}, shard_size=cfg["shard_size"],
                         batch_size=cfg["batch_size"], call_kwargs={"processing_resolution": cfg["size"]},
                         state=state, progress=False)
 
-    times = {"loop": [], "dataset": []}
+    times = {"loop": [], "dataset": [], "in_pipeline": []}
     for r in range(cfg["rounds"]):
         if state.num_processes == 1:
             start = time.perf_counter()
@@ -85,9 +101,10 @@ def child(cfg: dict) -> None:
             times["loop"].append(time.perf_counter() - start)
         out = folder / f"out{state.num_processes}-{r}"
         state.wait_for_everyone()
-        start = time.perf_counter()
+        start, Timed.seconds = time.perf_counter(), 0.0
         dataset(out)  # returns after a barrier: the slowest process
         times["dataset"].append(time.perf_counter() - start)
+        times["in_pipeline"].append(Timed.seconds)
         if state.is_main_process:
             shutil.rmtree(out)
     if state.is_main_process:
@@ -135,6 +152,7 @@ def main() -> None:
         single = run({**base, "result": str(folder / "one.json")}, 1)
         double = run({**base, "result": str(folder / "two.json")}, 2)
     loop, one, two = (statistics.median(t) for t in (single["loop"], single["dataset"], double["dataset"]))
+    inside = statistics.median(d / p - 1 for d, p in zip(single["dataset"], single["in_pipeline"]))
     rows = [{"run": name, "images/s": args.images / t, "seconds (median)": t, "vs loop": t / loop}
             for name, t in (("pipeline loop, 1 process", loop), ("predict_dataset, 1 process", one),
                             ("predict_dataset, 2 processes", two))]
@@ -142,6 +160,7 @@ def main() -> None:
           f"{args.shard_size}, tiny depth model, CPU, 1 torch thread per process, median of {args.rounds} rounds")
     print(markdown_table(rows, ["run", "images/s", "seconds (median)", "vs loop"]))
     print(f"overhead of predict_dataset vs the loop (1 process): {100 * (one / loop - 1):+.1f} %")
+    print(f"overhead within the run (time outside pipeline calls / time in them, 1 process): {100 * inside:.1f} %")
     print(f"2 processes / 1 process: {one / two:.2f}x")
 
 

@@ -282,6 +282,47 @@ def test_parquet_source_streaming_id_columns_and_kept_images(model_dir, tmp_path
     np.testing.assert_array_equal(runs["map"][4]["prediction"], runs["stream"][4]["prediction"])
 
 
+def test_save_to_disk_folder_and_a_column_of_image_paths(model_dir, images, reference, tmp_path):
+    """Two more sources, the same images: the predictions equal the image-folder run's."""
+    import datasets
+
+    ref = {r["image_path"]: r for r in _rows(reference)}
+    names = sorted(ref)
+    (tmp_path / "list.jsonl").write_text("".join(json.dumps({"file": str(images / n), "n": i}) + "\n"
+                                                 for i, n in enumerate(names)))
+    datasets.Dataset.from_dict({"img": [str(images / n) for n in names]}).cast_column(
+        "img", datasets.Image()).save_to_disk(str(tmp_path / "disk"))
+    for source, extra in ((tmp_path / "list.jsonl", ["--image-column", "file"]), (tmp_path / "disk", [])):
+        out = tmp_path / f"out-{source.name}"
+        args = ["predict", "--task", "depth", "--model", str(model_dir), "--dataset", str(source), "--output-dir",
+                str(out), "--processing-resolution", RES, "--encoding", "float32", *extra]
+        assert main(args) == 0
+        rows = _rows(out)
+        assert [r["image_path"].rsplit("/", 1)[-1] for r in rows] == names
+        _same_rows([{**r, "image_path": r["image_path"].rsplit("/", 1)[-1]} for r in rows], [ref[n] for n in names])
+
+
+def test_normals_with_uncertainty_in_png16(tiny_components, tmp_path):
+    Edit2PerceivePipeline(**tiny_components, task="normal").save_pretrained(tmp_path / "normal")
+    rng = np.random.default_rng(5)
+    (tmp_path / "imgs").mkdir()
+    for i in range(2):
+        Image.fromarray((rng.random((24, 32, 3)) * 255).astype(np.uint8)).save(tmp_path / "imgs" / f"{i}.png")
+    out = tmp_path / "out"
+    assert main(["predict", "--task", "normal", "--model", str(tmp_path / "normal"), "--dataset",
+                 str(tmp_path / "imgs"), "--output-dir", str(out), "--processing-resolution", "32",
+                 "--ensemble-size", "2", "--uncertainty"]) == 0
+    meta = yaml.safe_load((out / "README.md").read_text().split("---\n")[1])
+    feats = {f["name"]: f for f in meta["dataset_info"]["features"]}
+    assert feats["prediction"]["list"] == "image" and feats["uncertainty"]["dtype"] == "image"
+    for row in _rows(out):
+        maps = decode_row(row, meta["edit2perceive"])
+        assert maps["prediction"].shape == (24, 32, 3) and maps["uncertainty"].shape == (24, 32)
+        norms = np.linalg.norm(maps["prediction"], axis=-1)
+        assert np.abs(norms - 1).max() < 1e-3  # unit vectors, up to the 16-bit quantization
+        assert 0 <= maps["uncertainty"].min() and maps["uncertainty"].max() <= 1
+
+
 def test_push_to_hub_uploads_a_dataset_repository(model_dir, images, tmp_path, monkeypatch):
     import huggingface_hub
 
