@@ -192,13 +192,15 @@ def test_sigkill_of_a_single_process_run_leaves_whole_shards(model_dir, images, 
     proc = subprocess.run([sys.executable, str(HERE / "kill_worker.py"), "0", "2", *args], capture_output=True,
                           text=True, timeout=300, env=_env(tmp_path))
     assert proc.returncode == -9
-    assert _shards(out) == ["train-000000.parquet", "train-000001.parquet"]
-    for name in _shards(out):  # whole: readable with all their rows
+    final = [n for n in _shards(out) if not n.startswith(".e2p-staging-")]
+    assert final == ["train-000000.parquet", "train-000001.parquet"]  # shard 2 only under a staging name
+    for name in final:  # whole: readable with all their rows
         import pyarrow.parquet as pq
 
         assert pq.read_table(out / "data" / name).num_rows == 2
     assert json.loads((out / "manifest.json").read_text())["status"] == "running"
     assert main(args) == 0
+    assert _shards(out) == [f"train-00000{k}.parquet" for k in range(4)]  # the dead run's staging file removed
     _same_rows(_rows(out), _rows(reference))
 
 
@@ -208,25 +210,23 @@ def test_full_disk_stops_with_a_clear_error_and_keeps_complete_shards(model_dir,
 
     import pyarrow.parquet as pq
 
-    real = pq.write_table
+    real = pq.ParquetWriter.write_table
     calls = [0]
 
-    def filling(table, where, *a, **k):
+    def filling(self, table, *a, **k):
         calls[0] += 1
-        if calls[0] == 2:
-            with open(where, "wb") as f:  # part of the shard reached the disk
-                f.write(b"PAR1 partial")
+        if calls[0] == 2:  # the second shard: its file is open, part of it may be on disk
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(table, where, *a, **k)
+        return real(self, table, *a, **k)
 
-    monkeypatch.setattr(pq, "write_table", filling)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", filling)
     out = tmp_path / "full"
     args = _args(model_dir, images, out, "--encoding", "float32")
     assert main(args) == 1
     err = capsys.readouterr().err
     assert "no space left writing train-000001.parquet" in err and "the 1 complete shard(s) are kept" in err
     assert _shards(out) == ["train-000000.parquet"]  # the partial shard was removed
-    monkeypatch.setattr(pq, "write_table", real)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", real)
     assert main(args) == 0
     _same_rows(_rows(out), _rows(reference))
 

@@ -23,6 +23,10 @@ Beyond one map (options below, :mod:`edit2perceive.commands._predict_extras`): e
 with ``--ensemble-size N --uncertainty``, metric depth from ``--metric-depth FILE``, point
 clouds with ``--export ply glb``; video files given as inputs (``clip.mp4`` -> ``OUT/clip.mp4/``
 with ``<task>.mp4`` and ``<task>_frames/``, written in place, the mp4 last).
+
+Whole ``datasets`` datasets instead of files: ``--dataset NAME_OR_PATH`` writes a prediction
+dataset (parquet shards, manifest, card), also under ``accelerate launch`` on many
+processes (:mod:`edit2perceive.commands._predict_dataset`, docs/inference-at-scale.md).
 """
 
 from __future__ import annotations

@@ -23,6 +23,9 @@ import numpy as np
 
 ENCODINGS = ("png16", "float32")
 Q16 = 65535.0
+#: zlib level of the PNGs: 1 encodes a 1024 x 768 depth map in about half the time of PIL's
+#: default 6, for files about 3 % larger (measured on a smooth map)
+PNG_LEVEL = 1
 
 
 def _png16(plane: np.ndarray) -> dict:
@@ -30,7 +33,7 @@ def _png16(plane: np.ndarray) -> dict:
 
     q = np.round(np.clip(plane, 0.0, 1.0) * Q16).astype(np.uint16)
     buf = io.BytesIO()
-    PIL.Image.fromarray(q).save(buf, format="PNG")
+    PIL.Image.fromarray(q).save(buf, format="PNG", compress_level=PNG_LEVEL)
     return {"bytes": buf.getvalue(), "path": None}
 
 

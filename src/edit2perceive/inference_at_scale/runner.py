@@ -148,43 +148,54 @@ class _ShardPredictor:
             row["uncertainty"] = encode_map(unc[..., 0] if unc.ndim == 3 else unc, "depth", self.encoding)
         row["status"] = "ok"
 
-    def rows(self, items: list[tuple[int, dict]]) -> list[dict]:
+    def _row(self, index: int, record: dict) -> dict:
+        cell = record[self.source.image_column]
+        row = {"row_index": index, **{c: record[c] for c in self.source.id_columns},
+               "image_path": _image_path(cell, self.source)}
+        if self.keep_image:
+            row["image"] = None
+        row.update(height=None, width=None, prediction=None)
+        if self.uncertainty:
+            row["uncertainty"] = None
+        row.update(status="error", error=None)
+        return row
+
+    def batches(self, items: list[tuple[int, dict]]):
+        """The output rows of ``items`` (input order), ``batch_size`` input rows at a time:
+        only one batch of decoded images and predictions is held at once."""
         src = self.source
-        out, ready = [], []
-        for index, record in items:
-            cell = record[src.image_column]
-            row = {"row_index": index, **{c: record[c] for c in src.id_columns}, "image_path": _image_path(cell, src)}
-            if self.keep_image:
-                row["image"] = None
-            row.update(height=None, width=None, prediction=None)
-            if self.uncertainty:
-                row["uncertainty"] = None
-            row.update(status="error", error=None)
-            out.append(row)
-            try:
-                rgb = open_row_image(cell, src.base_dir)
-                row["height"], row["width"] = rgb.height, rgb.width
-                if self.keep_image:
-                    row["image"] = _image_cell(cell, src.base_dir)
-                ready.append((row, rgb))
-            except Exception as err:  # noqa: BLE001 - a bad row is recorded, the shard goes on
-                row["error"] = failure_message(err)
-        for start in range(0, len(ready), self.batch_size):
-            batch = ready[start:start + self.batch_size]
-            try:
-                results = self._predict([rgb for _, rgb in batch])
-            except Exception as err:  # noqa: BLE001
-                if len(batch) == 1:
-                    batch[0][0]["error"] = failure_message(err)
-                    continue
-                results = [None] * len(batch)  # find the failing image: one at a time
-            for (row, rgb), result in zip(batch, results):
+        for start in range(0, len(items), self.batch_size):
+            out, ready = [], []
+            for index, record in items[start:start + self.batch_size]:
+                row = self._row(index, record)
+                out.append(row)
+                cell = record[src.image_column]
                 try:
-                    self._fill(row, *(result if result is not None else self._predict([rgb])[0]))
-                except Exception as err:  # noqa: BLE001
-                    row["prediction"] = None
+                    rgb = open_row_image(cell, src.base_dir)
+                    row["height"], row["width"] = rgb.height, rgb.width
+                    if self.keep_image:
+                        row["image"] = _image_cell(cell, src.base_dir)
+                    ready.append((row, rgb))
+                except Exception as err:  # noqa: BLE001 - a bad row is recorded, the shard goes on
                     row["error"] = failure_message(err)
-        return out
+            if ready:
+                self._predict_rows(ready)
+            yield out
+
+    def _predict_rows(self, ready: list[tuple[dict, object]]) -> None:
+        try:
+            results = self._predict([rgb for _, rgb in ready])
+        except Exception as err:  # noqa: BLE001
+            if len(ready) == 1:
+                ready[0][0]["error"] = failure_message(err)
+                return
+            results = [None] * len(ready)  # find the failing image: one at a time
+        for (row, rgb), result in zip(ready, results):
+            try:
+                self._fill(row, *(result if result is not None else self._predict([rgb])[0]))
+            except Exception as err:  # noqa: BLE001
+                row["prediction"] = None
+                row["error"] = failure_message(err)
 
 
 def _chunks(source: Source, shard_size: int, wanted: set[int] | None):
@@ -250,6 +261,7 @@ def predict_dataset(pipe, source: Source, output_dir, *, settings: dict, encodin
             raise ValueError(f"{source.description['dataset']}: split {source.split!r} has no rows")
         num_shards = math.ceil(num_rows / shard_size)
     features = output_features(source, pipe.task.name, encoding, keep_image, uncertainty)
+    schema = features.arrow_schema  # carries the datasets features (parquet metadata)
     worker = _ShardPredictor(pipe, source, encoding=encoding, keep_image=keep_image, uncertainty=uncertainty,
                              batch_size=batch_size, points=points, call_kwargs=call_kwargs)
 
@@ -274,13 +286,19 @@ def predict_dataset(pipe, source: Source, output_dir, *, settings: dict, encodin
             continue
         if not items:
             raise ValueError(f"{source.description['dataset']}: split {source.split!r} has no rows")
-        rows = worker.rows(items)
-        table = pa.Table.from_pylist([features.encode_example(r) for r in rows], schema=features.arrow_schema)
-        shard_files.write_shard(shard_files.shard_path(output_dir, source.split, k), table)
+        with shard_files.shard_writer(shard_files.shard_path(output_dir, source.split, k), schema) as write:
+            group: list[dict] = []
+            for rows in worker.batches(items):
+                group += [features.encode_example(r) for r in rows]
+                errors += [(r["row_index"], r["error"]) for r in rows if r["status"] != "ok"]
+                rows_written += len(rows)
+                bar.update(len(rows))
+                if len(group) >= shard_files.ROW_GROUP_ROWS:
+                    write(pa.Table.from_pylist(group, schema=schema))
+                    group = []
+            if group:
+                write(pa.Table.from_pylist(group, schema=schema))
         written += 1
-        rows_written += len(rows)
-        errors += [(r["row_index"], r["error"]) for r in rows if r["status"] != "ok"]
-        bar.update(len(rows))
     bar.close()
     if num_shards is None:
         num_shards = last_k + 1

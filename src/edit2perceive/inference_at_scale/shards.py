@@ -14,6 +14,7 @@ them) and, once every shard is there, the shard list with row and error counts.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 from pathlib import Path
@@ -22,6 +23,8 @@ from ..io.atomic import STAGING_PREFIX, atomic_file, clean_stale_staging, write_
 
 MANIFEST = "manifest.json"
 DATA_DIR = "data"
+#: rows per parquet row group: what a process holds encoded before writing
+ROW_GROUP_ROWS = 64
 #: errors that mean "no space left": the run stops, complete shards stay
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
@@ -85,15 +88,17 @@ def start(output_dir: Path, settings: dict) -> list[Path]:
     return removed
 
 
-def write_shard(path: Path, table) -> None:
-    """``table`` (a ``pyarrow.Table`` whose schema carries the ``datasets`` features) as
-    parquet at ``path``, whole or not at all; a full disk raises
-    :class:`DiskFullError` naming the shard."""
-    try:
-        import pyarrow.parquet as pq
+@contextlib.contextmanager
+def shard_writer(path: Path, schema):
+    """Write one shard: yields ``write(table)``, each call one parquet row group (so a shard
+    never has to be held in memory whole); the file appears under ``path`` only when the
+    block ends without error. A full disk raises :class:`DiskFullError` naming the shard."""
+    import pyarrow.parquet as pq
 
+    try:
         with atomic_file(path) as staged:
-            pq.write_table(table, str(staged))
+            with pq.ParquetWriter(str(staged), schema) as writer:
+                yield writer.write_table
     except OSError as err:
         if err.errno in DISK_FULL_ERRNOS:
             done = len(list(path.parent.glob("*.parquet")))
