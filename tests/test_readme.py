@@ -18,7 +18,16 @@ def test_readme_example_runs(doc, block, tmp_path, monkeypatch):
     exec(compile(block, str(doc), "exec"), {})
 
 
+def _anchors(doc: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces as hyphens."""
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#+ (.*)$", doc.read_text(), re.M)}
+
+
 def test_every_link_between_the_docs_resolves():
     for doc in [*DOCS, ROOT / "benchmarks" / "README.md"]:
-        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", doc.read_text()):
-            assert (doc.parent / target).exists(), f"{doc.relative_to(ROOT)} links to missing {target}"
+        for target, anchor in re.findall(r"\]\(([^)#:]*)(?:#([^)]*))?\)", doc.read_text()):
+            path = doc.parent / target if target else doc
+            assert path.exists(), f"{doc.relative_to(ROOT)} links to missing {target}"
+            if anchor and path.suffix == ".md":
+                assert anchor in _anchors(path), f"{doc.relative_to(ROOT)} links to {target}#{anchor}: no such heading"

@@ -53,7 +53,7 @@ def add_arguments(p) -> None:
     g = p.add_argument_group("metric depth")
     g.add_argument("--metric-depth", type=str, default=None, metavar="FILE",
                    help="known distances: CSV x,y,depth (metres, input pixels) or .npy (K x 3 or a sparse H x W map)")
-    g.add_argument("--metric-fit", choices=METHODS, default=DEFAULT.metric_fit, help="fit (default least_squares)")
+    g.add_argument("--metric-fit", choices=METHODS, default=DEFAULT.metric_fit, help="fit (default %(default)s)")
     g = p.add_argument_group("3D export")
     g.add_argument("--export", nargs="+", choices=FORMATS, default=[], help="write a coloured point cloud")
     g.add_argument("--fov", type=float, default=DEFAULT.fov,
@@ -61,7 +61,8 @@ def add_arguments(p) -> None:
     g.add_argument("--intrinsics", type=float, nargs=4, default=None, metavar=("FX", "FY", "CX", "CY"),
                    help="camera intrinsics in input pixels (instead of --fov)")
     g.add_argument("--depth-range", type=float, nargs=2, default=list(DEFAULT.depth_range), metavar=("NEAR", "FAR"),
-                   help="metres assumed for the prediction's 0..1 when nothing is measured (default %(default)s)")
+                   help="metres assumed for the prediction's 0..1 when nothing is measured "
+                        f"(default {' '.join(f'{v:g}' for v in DEFAULT.depth_range)})")
     g.add_argument("--depth-model", default=None, help="depth model for exporting normal / matting predictions")
     g.add_argument("--normal-model", default=None, help="normal model whose normals go into a depth export")
     g = p.add_argument_group("video (inputs ending in .mp4, .mov, .avi, .mkv, .webm, .m4v)")
