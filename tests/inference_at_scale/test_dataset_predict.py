@@ -349,3 +349,18 @@ def test_push_to_hub_uploads_a_dataset_repository(model_dir, images, tmp_path, m
     assert calls["upload"]["repo_type"] == "dataset" and calls["upload"]["repo_id"] == "me/depth-preds"
     assert calls["uploaded"] == ["README.md", "data/train-000000.parquet", "data/train-000001.parquet",
                                  "data/train-000002.parquet", "data/train-000003.parquet", "manifest.json"]
+
+
+def test_dataset_options_from_the_namespace():
+    from edit2perceive.cli import build_parser, parse_args
+    from edit2perceive.commands._predict_dataset import DatasetOptions
+
+    base = ["predict", "--task", "depth", "--model", "m", "--output-dir", "o", "--dataset", "user/images"]
+    args = parse_args(build_parser(), base + [
+        "--split", "test", "--config", "c", "--data-dir", "d", "--streaming", "--image-column", "img",
+        "--id-columns", "a", "b", "--keep-image", "--encoding", "float32", "--shard-size", "7",
+        "--push-to-hub", "me/x", "--private"])
+    assert DatasetOptions.from_args(args) == DatasetOptions(
+        dataset="user/images", split="test", config="c", data_dir="d", streaming=True, image_column="img",
+        id_columns=("a", "b"), keep_image=True, encoding="float32", shard_size=7, push_to_hub="me/x", private=True)
+    assert DatasetOptions.from_args(parse_args(build_parser(), base)) == DatasetOptions(dataset="user/images")
