@@ -158,8 +158,8 @@ def run(opts: PredictOptions, data: DatasetOptions, check_common) -> int:
         return end_processes(state, 2)
     for index, why in result.errors[:20]:
         say(f"{prefix}row {index}: {why}")
-    if len(result.errors) > 20:
-        say(f"{prefix}... {len(result.errors) - 20} more error rows")
+    if result.num_errors > 20:
+        say(f"{prefix}... {result.num_errors - 20} more error rows (the rows' error column says why)")
     code = 0
     if result.manifest is not None:
         m = result.manifest

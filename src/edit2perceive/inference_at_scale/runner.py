@@ -9,8 +9,9 @@ manifest and the dataset card. A row whose image cannot be read or whose predict
 
 Output columns (in order): ``row_index`` (the input row, int64), the id columns,
 ``image_path`` (the image's path in the input, relative to its folder; ``None`` for embedded
-bytes without a name), ``image`` (with ``keep_image``), ``height``, ``width`` (the input image's, int32), ``prediction``,
-``uncertainty`` (with ``uncertainty``), ``status`` and ``error``. Encodings: :mod:`.encoding`.
+bytes without a name), ``image`` (with ``keep_image``), ``height``, ``width`` (the input
+image's, int32), ``prediction``, ``uncertainty`` (with ``uncertainty``), ``status`` and
+``error``. Encodings: :mod:`.encoding`.
 """
 
 from __future__ import annotations
@@ -37,15 +38,13 @@ class DatasetPredictionResult:
     shards_written: int
     shards_skipped: int
     rows_written: int
-    errors: list[tuple[int, str]] = field(default_factory=list)  # (row_index, reason) of this process's rows
+    num_errors: int = 0  # rows of this run with status error
+    errors: list[tuple[int, str]] = field(default_factory=list)  # (row_index, reason), the first MAX_REPORTED
     manifest: dict | None = None
 
 
-class _OneProcess:
-    process_index, num_processes, is_main_process = 0, 1, True
-
-    def wait_for_everyone(self):
-        pass
+#: error rows a process keeps for its report (all are in the dataset)
+MAX_REPORTED = 100
 
 
 def process_state():
@@ -223,7 +222,7 @@ def _chunks(source: Source, shard_size: int, wanted: set[int] | None):
 def predict_dataset(pipe, source: Source, output_dir, *, settings: dict, encoding: str = "png16",
                     keep_image: bool = False, uncertainty: bool = False, shard_size: int = 1000, batch_size: int = 1,
                     points=None, call_kwargs: dict | None = None, state=None, progress: bool = True,
-                    card_extra: dict | None = None, log=None) -> DatasetPredictionResult:
+                    log=None) -> DatasetPredictionResult:
     """Predict ``source`` into ``output_dir`` (see the module docstring).
 
     ``settings``: what makes the predictions what they are (model, task, options); recorded
@@ -268,7 +267,7 @@ def predict_dataset(pipe, source: Source, output_dir, *, settings: dict, encodin
     def done(k):
         return shard_files.shard_path(output_dir, source.split, k).is_file()
 
-    written = skipped = rows_written = 0
+    written = skipped = rows_written = num_errors = 0
     errors: list[tuple[int, str]] = []
     if num_shards is not None:
         mine = shard_files.my_shards(num_shards, rank, world)
@@ -290,7 +289,9 @@ def predict_dataset(pipe, source: Source, output_dir, *, settings: dict, encodin
             group: list[dict] = []
             for rows in worker.batches(items):
                 group += [features.encode_example(r) for r in rows]
-                errors += [(r["row_index"], r["error"]) for r in rows if r["status"] != "ok"]
+                failed = [(r["row_index"], r["error"]) for r in rows if r["status"] != "ok"]
+                num_errors += len(failed)
+                errors += failed[:MAX_REPORTED - len(errors)]
                 rows_written += len(rows)
                 bar.update(len(rows))
                 if len(group) >= shard_files.ROW_GROUP_ROWS:
@@ -307,6 +308,7 @@ def predict_dataset(pipe, source: Source, output_dir, *, settings: dict, encodin
     if is_main:
         manifest = shard_files.finish(output_dir, settings, source.split, num_shards,
                                       {"num_processes_last_run": world})
-        write_card(output_dir, manifest, features, **(card_extra or {}))
+        write_card(output_dir, manifest, features)
     state.wait_for_everyone()
-    return DatasetPredictionResult(output_dir, num_shards, written, skipped, rows_written, errors, manifest)
+    return DatasetPredictionResult(output_dir, num_shards, written, skipped, rows_written, num_errors, errors,
+                                   manifest)

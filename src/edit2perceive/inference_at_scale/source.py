@@ -61,7 +61,8 @@ def load_source(name: str, *, split: str | None = None, config: str | None = Non
 
     ``image_column``: default the first ``Image`` column, else a column named ``image``
     (an ``Image`` or a string path, relative paths from the dataset's folder).
-    ``id_columns``: the input columns copied to the output (default: all but image columns).
+    ``id_columns``: the input columns copied to the output (default: all but image columns
+    and those named like an output column, :data:`RESERVED_COLUMNS`).
     ``ValueError`` with the reason for a missing split or column.
     """
     import datasets
@@ -103,8 +104,8 @@ def load_source(name: str, *, split: str | None = None, config: str | None = Non
         ds = ds.cast_column(image_column, datasets.Image(decode=False))
     elif not (isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")):
         raise ValueError(f"{name}: column {image_column!r} holds {feature}, not images or image paths")
-    if id_columns is None:
-        id_columns = [k for k in feats if k != image_column and k not in image_cols]
+    if id_columns is None:  # input columns named like an output column (height, width, ...) are left out
+        id_columns = [k for k in feats if k != image_column and k not in image_cols and k not in RESERVED_COLUMNS]
     missing = [c for c in id_columns if c not in feats]
     if missing:
         raise ValueError(f"{name}: no column(s) {missing} for --id-columns (columns: {list(feats)})")
@@ -113,15 +114,15 @@ def load_source(name: str, *, split: str | None = None, config: str | None = Non
         raise ValueError(f"{name}: column(s) {reserved} clash with the output's own columns {RESERVED_COLUMNS}; "
                          "leave them out with --id-columns")
     ds = ds.select_columns([image_column, *id_columns])
-    description = {"dataset": str(path.resolve()) if path.exists() else name, "config": config, "split": split, "data_dir": data_dir,
-                   "streaming": bool(streaming), "image_column": image_column,
-                   "num_rows": None if streaming else len(ds),
-                   "fingerprint": getattr(ds, "_fingerprint", None)}
+    description = {"dataset": str(path.resolve()) if path.exists() else name, "config": config, "split": split,
+                   "data_dir": data_dir, "streaming": bool(streaming), "image_column": image_column,
+                   "num_rows": None if streaming else len(ds), "fingerprint": getattr(ds, "_fingerprint", None)}
     return Source(ds, split, image_column, list(id_columns), description, base_dir)
 
 
 #: columns every output row has (see edit2perceive.inference_at_scale.runner)
-RESERVED_COLUMNS = ("row_index", "image_path", "image", "height", "width", "prediction", "uncertainty", "status", "error")
+RESERVED_COLUMNS = ("row_index", "image_path", "image", "height", "width", "prediction", "uncertainty", "status",
+                    "error")
 
 
 def open_row_image(value, base_dir: Path | None):
