@@ -226,13 +226,16 @@ def export_folder(source: str | os.PathLike, folder: str | os.PathLike, *, card=
 
 
 def upload_folder(folder: str | os.PathLike, repo_id: str, *, private: bool = False, token: str | None = None,
-                  commit_message: str = "Upload Edit2Perceive model") -> str:
-    """Create ``repo_id`` if needed and upload an exported folder."""
+                  commit_message: str = "Upload Edit2Perceive model", repo_type: str = "model",
+                  allow_patterns: list[str] | None = None) -> str:
+    """Create ``repo_id`` (a ``repo_type`` repository) if needed and upload ``folder`` (only
+    the files matching ``allow_patterns`` when given)."""
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True)
-    info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message)
+    api.create_repo(repo_id, private=private, exist_ok=True, repo_type=repo_type)
+    info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message,
+                             repo_type=repo_type, allow_patterns=allow_patterns)
     return str(getattr(info, "commit_url", info))
 
 

@@ -29,6 +29,10 @@ Beyond one map (options below, :mod:`edit2perceive.commands._predict_extras`): e
 with ``--ensemble-size N --uncertainty``, metric depth from ``--metric-depth FILE``, point
 clouds with ``--export ply glb``; video files given as inputs (``clip.mp4`` -> ``OUT/clip.mp4/``
 with ``<task>.mp4`` and ``<task>_frames/``, written aside and moved into place together).
+
+Whole ``datasets`` datasets instead of files: ``--dataset NAME_OR_PATH`` writes a prediction
+dataset (parquet shards, manifest, card), also under ``accelerate launch`` on many
+processes (:mod:`edit2perceive.commands._predict_dataset`, docs/inference-at-scale.md).
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from pathlib import Path
 
 from edit2perceive.tasks import TASKS
 
-from . import _predict_extras
+from . import _predict_dataset, _predict_extras
 from ._model_args import add_model_arguments, check_model_source, check_output_folder
 from ._predict_options import PredictOptions
 
@@ -80,8 +84,9 @@ def split_points(points: list[str] | None, inputs: list[str]) -> tuple[list[tupl
 def register(subparsers) -> None:
     p = subparsers.add_parser("predict", help="predict depth / normals / alpha for image files and folders",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    # "*": `--points 1,2 3,4 cat.jpg` leaves nothing for argparse here (see split_points)
-    p.add_argument("inputs", nargs="*", metavar="IMAGE_OR_DIR", help="image files (any PIL format) and folders")
+    # "*": --dataset needs none, and `--points 1,2 3,4 cat.jpg` leaves none here (see split_points)
+    p.add_argument("inputs", nargs="*", metavar="IMAGE_OR_DIR",
+                   help="image files (any PIL format) and folders (or --dataset)")
     p.add_argument("--task", required=True, choices=list(TASKS),
                    help="task; must match the model's task")
     source = p.add_mutually_exclusive_group(required=True)
@@ -98,6 +103,7 @@ def register(subparsers) -> None:
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     add_model_arguments(p, source)
     _predict_extras.add_arguments(p)
+    _predict_dataset.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -207,25 +213,19 @@ def check_arguments(opts: PredictOptions) -> str | None:
 
 
 def _load_rgb(path: Path):
-    import numpy as np
-    import PIL.Image
-
-    from edit2perceive.io.images import MIN_SIDE, open_image, pil_to_unit_rgb
+    from edit2perceive.io.images import MIN_SIDE, open_rgb8
 
     # upright (EXIF), greyscale / RGBA / 16-bit files become 8-bit RGB (see edit2perceive.io.images)
-    img = open_image(path)
+    img = open_rgb8(path)
     if min(img.size) < MIN_SIDE:  # said here, by file, not as "image 0" of a batch
         raise ValueError(f"the image is {img.width}x{img.height} px; both sides must be at least {MIN_SIDE} px")
-    if img.mode == "RGB":  # already 8-bit RGB: no float copies of a large photo
-        return img
-    return PIL.Image.fromarray(np.round(pil_to_unit_rgb(img, str(path)) * 255).astype(np.uint8))
+    return img
 
 
 def _message(err: BaseException) -> str:
-    text = str(err) or type(err).__name__
-    if "out of memory" in text.lower() or type(err).__name__ == "OutOfMemoryError":
-        return f"out of memory ({text.splitlines()[0]}); try a smaller --processing-resolution or --batch-size"
-    return text if isinstance(err, (ValueError, OSError)) else f"{type(err).__name__}: {text}"
+    from edit2perceive.inference_at_scale.runner import failure_message
+
+    return failure_message(err)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -233,8 +233,9 @@ def run(args: argparse.Namespace) -> int:
         args.points, args.inputs = split_points(args.points, args.inputs)
     except argparse.ArgumentTypeError as err:
         return _fail(f"--points: {err}")
-    if not args.inputs:
-        return _fail("no IMAGE_OR_DIR given (image files or folders to predict)")
+    if args.dataset is not None:  # a whole datasets dataset: edit2perceive.inference_at_scale
+        return _predict_dataset.run(PredictOptions.from_args(args), _predict_dataset.DatasetOptions.from_args(args),
+                                    check_arguments)
     return predict(PredictOptions.from_args(args))
 
 
@@ -242,8 +243,10 @@ def predict(opts: PredictOptions) -> int:
     """Run ``e2p predict``; returns the exit status (module docstring)."""
     from edit2perceive.outputs.video import is_video
 
-    problem = (check_arguments(opts) or _predict_extras.check_arguments(opts)
-               or check_model_source(opts.model, opts.device))
+    problem = check_arguments(opts) or _predict_extras.check_arguments(opts)
+    if problem is None and not opts.inputs:
+        problem = "give image files / folders, or --dataset NAME_OR_PATH"
+    problem = problem or check_model_source(opts.model, opts.device)
     if problem is None:
         try:
             inputs = list_inputs(opts.inputs)
