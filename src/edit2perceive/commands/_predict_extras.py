@@ -115,8 +115,7 @@ class Helpers:
         self.main = pipe
 
     def predict(self, pipe, rgb, args):
-        return pipe(rgb, num_inference_steps=args.steps, processing_resolution=args.processing_resolution,
-                    show_progress_bar=False).prediction[0]
+        return pipe(rgb, num_inference_steps=args.steps, processing_resolution=args.processing_resolution).prediction[0]
 
 
 def extra_files(args, helpers: Helpers, rgb, prediction, uncertainty=None) -> dict:

@@ -228,8 +228,7 @@ def run(args) -> int:
 
     def predict(rgbs):  # -> [(prediction, uncertainty or None)] per image
         out = pipe(rgbs, points=[points] * len(rgbs) if points else None, num_inference_steps=args.steps,
-                   processing_resolution=args.processing_resolution, batch_size=args.batch_size,
-                   show_progress_bar=False, **_predict_extras.call_kwargs(args))
+                   processing_resolution=args.processing_resolution, batch_size=args.batch_size, **_predict_extras.call_kwargs(args))
         return list(zip(out.prediction, [None] * len(rgbs) if out.uncertainty is None else out.uncertainty))
 
     for path, name in [(p, n) for p, n in todo if is_video(p)]:

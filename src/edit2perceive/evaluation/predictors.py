@@ -93,7 +93,7 @@ class PipelinePredictor:
 
         image = PIL.Image.fromarray(sample.load_rgb())
         out = self.pipe(image, points=[list(points)] if points else None,
-                        processing_resolution=self.processing_resolution, output_type="np", show_progress_bar=False)
+                        processing_resolution=self.processing_resolution, output_type="np")
         return np.asarray(out.prediction[0])
 
     def describe(self) -> dict:
