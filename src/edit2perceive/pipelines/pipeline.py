@@ -106,7 +106,11 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         sigma_schedule: multi-step grid (:func:`edit2perceive.core.flow.inference_sigmas`): ``"linear"``
             (1 to 0 in equal steps) or ``"shifted"`` (the reference's: ``linspace(1, 0.003/1.002,
             N)`` shifted by ``3s / (1 + 2s)``, last step to 0; for its N-step tables). One step is
-            ``[1, 0]`` either way.
+            ``[1, 0]`` either way. The grid is set by the ``scheduler`` component (FLUX.1's
+            ``FlowMatchEulerDiscreteScheduler`` config when none is given).
+        base_model: the FLUX.1 Kontext folder or Hub id this model was trained or converted
+            from (and ``base_model_revision``, when known); ``from_pretrained`` fills the parts a
+            saved folder leaves out (LoRA base transformer, text encoders, an absent VAE) from it.
 
     Conventions (defaults = this project's models; ``from_reference_checkpoint`` sets the
     values the released reference models were trained with, see
@@ -159,6 +163,8 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         resize_mode: str = "keep_aspect",
         timestep_embedding: str = "diffusers",
         sigma_schedule: str = "linear",
+        base_model: str | None = None,
+        base_model_revision: str | None = None,
     ):
         super().__init__()
         task_obj = get_task(task)
@@ -205,6 +211,8 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             resize_mode=resize_mode,
             timestep_embedding=timestep_embedding,
             sigma_schedule=sigma_schedule,
+            base_model=None if base_model is None else str(base_model),
+            base_model_revision=None if base_model_revision is None else str(base_model_revision),
         )
         self.task = task_obj
 
