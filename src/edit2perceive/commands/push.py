@@ -1,8 +1,10 @@
 """``e2p push`` and ``e2p card``: share a trained model on the Hub with a model card.
 
-Only what is ours is uploaded: ``transformer/`` (or ``transformer_lora/``), ``prompt_cache/``,
-``model_index.json`` (base components set to null) and ``README.md`` (the card). The base
-model's VAE and text encoders are never re-hosted.
+Uploaded: ``transformer/`` with ``vae/`` (a full model loads alone) or ``transformer_lora/``
+(a LoRA loads the rest from the base model its config names), ``scheduler/``, ``prompt_cache/``,
+``model_index.json`` (text encoders set to null: the prompt cache replaces them) and
+``README.md`` (the card). ``--base-model`` replaces the recorded base, e.g. with the Hub id of
+the local copy a model was trained from.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def _training_info(folder: Path) -> dict:
 
 
 def _card(args, model_dir: Path):
-    from edit2perceive.hub import BASE_MODEL, load_summaries, model_card
+    from edit2perceive.hub import BASE_MODEL, hub_base_model, load_summaries, model_card
 
     index = json.loads((model_dir / "model_index.json").read_text())
     task = index["task"]["name"]
@@ -46,7 +48,9 @@ def _card(args, model_dir: Path):
         return reference_card(task, source=converted["source"].split("/")[-1], fmt=converted["format"],
                               config=index, base_model=converted.get("base_model") or BASE_MODEL,
                               repo_id=args.repo_id, summaries=summaries)
-    return model_card(task, repo_id=args.repo_id, summaries=summaries, training=_training_info(model_dir))
+    base = getattr(args, "base_model", None) or hub_base_model(index)
+    return model_card(task, repo_id=args.repo_id, summaries=summaries, training=_training_info(model_dir),
+                      base_model=base)
 
 
 def _reference_release(model_dir: Path) -> dict | None:
@@ -68,6 +72,8 @@ def register(subparsers) -> None:
     p.add_argument("--repo-id", required=True, help="Hub repository, e.g. you/e2p-depth")
     p.add_argument("--summary", nargs="*", help="e2p evaluate summary.json files (or their folders) for model-index")
     p.add_argument("--private", action="store_true", help="create the repository as private")
+    p.add_argument("--base-model", default=None, metavar="HUB_ID",
+                   help="record this base model instead of the one in the config (e.g. the Hub id of a local copy)")
     p.add_argument("--dry-run", type=Path, default=None, metavar="DIR",
                    help="write the exact folder that would be uploaded to DIR, upload nothing")
     p.set_defaults(func=run_push)
@@ -86,13 +92,13 @@ def run_push(args) -> int:
     try:
         card = _card(args, args.model_dir)
         if args.dry_run is not None:
-            export_folder(args.model_dir, args.dry_run, card=card)
+            export_folder(args.model_dir, args.dry_run, card=card, base_model=args.base_model)
             print(f"e2p push: dry run, wrote the upload to {args.dry_run}", file=sys.stderr)
             return 0
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
-            folder = export_folder(args.model_dir, Path(tmp) / "export", card=card)
+            folder = export_folder(args.model_dir, Path(tmp) / "export", card=card, base_model=args.base_model)
             print(upload_folder(folder, args.repo_id, private=args.private))
         return 0
     except (ValueError, FileExistsError, OSError) as err:

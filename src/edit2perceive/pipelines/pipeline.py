@@ -221,12 +221,15 @@ class Edit2PerceivePipeline(DiffusionPipeline):
                         quantize: str | None = None, **kwargs):
         """diffusers' ``from_pretrained``, plus base-model completion and LoRA models.
 
-        Saved and shared models leave out the base model's parts. ``base_model`` (a folder or
-        Hub id in ``FluxKontextPipeline`` layout, e.g. ``black-forest-labs/FLUX.1-Kontext-dev``)
-        fills whatever is missing and not passed as a keyword: the VAE, the base transformer
-        under a LoRA (``transformer_lora/``, loaded onto it as a peft adapter), and the
-        tokenizers / text encoders only when there is no prompt cache. ``quantize``
-        (``"nf4"`` / ``"int8"``) loads the transformer through diffusers' bitsandbytes config.
+        A full model folder is self-contained (transformer, VAE, prompt cache); a LoRA model
+        holds only its adapter (``transformer_lora/``) and names its base. Whatever a folder
+        leaves out and is not passed as a keyword comes from its base model: the one recorded
+        in its config, or ``base_model`` (a folder or Hub id in ``FluxKontextPipeline`` layout,
+        e.g. ``black-forest-labs/FLUX.1-Kontext-dev``), which overrides it: the VAE, the base
+        transformer under a LoRA (the adapter is loaded onto it with peft), and the tokenizers
+        / text encoders only when there is no prompt cache. A base that cannot be loaded is
+        an ``OSError`` naming it. ``quantize`` (``"nf4"`` / ``"int8"``) loads the transformer
+        through diffusers' bitsandbytes config.
         """
         from ..core.base_model import complete_from_base
         from .folders import check_model_folder, lora_folder
@@ -239,9 +242,8 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         if lora is not None:
             if pipe.transformer is None:
                 raise ValueError(
-                    f"{pretrained_model_name_or_path} holds a LoRA adapter: pass the base transformer, e.g. "
-                    "transformer=FluxTransformer2DModel.from_pretrained('black-forest-labs/FLUX.1-Kontext-dev', "
-                    "subfolder='transformer')"
+                    f"{pretrained_model_name_or_path} holds a LoRA adapter and records no base model: pass "
+                    "base_model='black-forest-labs/FLUX.1-Kontext-dev' (or a local copy) or transformer="
                 )
             pipe.transformer.load_lora_adapter(lora, adapter_name="default", use_safetensors=True, prefix=None)
         return pipe
@@ -293,17 +295,18 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             self.ensure_prompt_cache()
         return super().save_pretrained(save_directory, *args, **kwargs)
 
-    def push_to_hub(self, repo_id: str, *, card=None, private: bool = False, dry_run_dir: str | None = None,
-                    token: str | None = None, commit_message: str = "Upload Edit2Perceive model", **kwargs) -> str:
-        """Upload only what is ours (transformer, prompt cache, pipeline config, card), never
-        the base model's VAE / text encoders; see :func:`edit2perceive.hub.push_to_hub`.
-        ``dry_run_dir`` writes the exact folder that would be uploaded instead."""
-        if kwargs:
-            raise TypeError(f"unsupported arguments {sorted(kwargs)}")
+    def push_to_hub(self, repo_id: str, commit_message: str | None = None, private: bool | None = None,
+                    token: str | None = None, create_pr: bool = False, safe_serialization: bool = True,
+                    variant: str | None = None, *, card=None, dry_run_dir: str | None = None, **kwargs) -> str:
+        """diffusers' ``push_to_hub`` (same keywords; others go to ``HfApi.upload_folder``):
+        the model without its text encoders (the prompt cache replaces them), with a model
+        card; see :func:`edit2perceive.hub.push_to_hub`. ``dry_run_dir`` writes the exact
+        folder that would be uploaded instead."""
         from ..hub import push_to_hub
 
-        return push_to_hub(self, repo_id, card=card, private=private, dry_run_dir=dry_run_dir, token=token,
-                           commit_message=commit_message)
+        return push_to_hub(self, repo_id, card=card, dry_run_dir=dry_run_dir, commit_message=commit_message,
+                           private=private, token=token, create_pr=create_pr, safe_serialization=safe_serialization,
+                           variant=variant, **kwargs)
 
     # -- inference: preparation ----------------------------------------------------------
     def prepare_points(self, points, images: list) -> list:
