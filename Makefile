@@ -50,7 +50,7 @@ bench: venv
 	$(PY) benchmarks/bench_metrics.py
 
 lint: venv
-	$(PY) -m ruff check src tests examples benchmarks dataset_scripts metrics
+	$(PY) -m ruff check src tests examples benchmarks dataset_scripts metrics comfyui
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache demo_report

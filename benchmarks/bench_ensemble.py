@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import machine, markdown_table
+from edit2perceive.tasks import TASKS
 
-TASKS = ("depth", "normal", "matting")
 CONFIGS = [
     ("plain", 1, ("flip",)),
     ("flip", 2, ("flip",)),

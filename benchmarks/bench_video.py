@@ -57,14 +57,14 @@ def main(argv=None):
         pipe.set_progress_bar_config(disable=True)
         encoding = getattr(pipe.task, "encoding", "sqrt")
         key = {"depth": "abs_rel", "normal": "mean_angle", "matting": "mad"}[task]
-        for name, noise, smoothing in CONFIGS:
+        for name, frame_noise, smoothing in CONFIGS:
             flicker, accuracy = [], []
             for i, ex in enumerate(scenes):
                 clip = static_clip(ex["rgb"], args.frames, args.sensor_noise, seed=i)
                 points = oracle_points(ex["alpha"])[0] if task == "matting" else None
                 with torch.no_grad():
-                    preds = list(predict_frames(pipe, clip, noise=noise, seed=i, smoothing=smoothing, points=points,
-                                                processing_resolution=0))
+                    preds = list(predict_frames(pipe, clip, frame_noise=frame_noise, seed=i, smoothing=smoothing,
+                                                points=points, processing_resolution=0))
                 flicker.append(temporal_change(preds, task))
                 accuracy.append(evaluate_predictions(task, preds, [ex] * len(preds), depth_encoding=encoding)[key])
             row = {"task": task, "config": name, "flicker": float(np.mean(flicker)), "metric": key,

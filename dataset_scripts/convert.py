@@ -39,26 +39,11 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
         return p
 
-    p = add("hypersim", "Hypersim (raw HDF5 or Marigold PNG layout)")
-    p.add_argument("--layout", choices=["auto", "raw", "marigold"], default="auto")
-    p.add_argument("--camera-csv", default=None,
-                   help="Hypersim's metadata_camera_parameters.csv (default: ROOT/metadata_camera_parameters.csv)")
-    p.add_argument("--targets", nargs="+", default=["depth", "normal"], choices=["depth", "normal"])
-    add("vkitti2", "Virtual KITTI 2 (SceneXX/variant/frames/{rgb,depth}/Camera_K)")
-    p = add("interiorverse", "InteriorVerse (dataset_85/<scene>/NNN_{im,normal,depth,mask}.exr)")
-    p.add_argument("--targets", nargs="+", default=["normal"], choices=["depth", "normal"])
-    p = add("sintel", "MPI Sintel (training/{final,depth,camdata_left} or Marigold normals)")
-    p.add_argument("--targets", nargs="+", default=["normal"], choices=["depth", "normal"])
-    p.add_argument("--pass-name", choices=["final", "clean"], default="final")
-    for name in ("composition1k", "distinctions646"):
-        p = add(name, f"{name} foreground + alpha composited on backgrounds")
-        p.add_argument("--background-dir", required=True, help="background images (COCO train2014 / VOC2012)")
-        p.add_argument("--backgrounds-per-foreground", type=int, default=None)
-        p.add_argument("--source-split", default=None, help="dataset split to read (train / test)")
-    p = add("am2k", "AM-2k (train/original + train/mask)")
-    p.add_argument("--source-split", default=None, help="train / validation")
-    p = add("coco_matting", "COCO-Matting (trimap_alpha/ or alpha/ + COCO train2017)")
-    p.add_argument("--coco-dir", required=True, help="COCO train2017 image folder")
+    from edit2perceive.data import READERS
+
+    for name, reader in READERS.items():  # one sub-command per training reader
+        p = add(name, reader.__doc__.split("\n")[0].split(". ")[0])
+        READER_OPTIONS.get(name, lambda p: None)(p)
     p = add("synthetic", "procedural synthetic scenes (no raw data needed)", root=False)
     p.add_argument("--num-samples", type=int, default=1000)
     p.add_argument("--size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"))
@@ -66,34 +51,54 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _targets(p) -> None:
+    p.add_argument("--targets", nargs="+", default=None, choices=["depth", "normal"],
+                   help="targets to read (default: the reader's)")
+
+
+def _hypersim(p) -> None:
+    p.add_argument("--layout", choices=["auto", "raw", "marigold"], default="auto")
+    p.add_argument("--camera-csv", default=None,
+                   help="Hypersim's metadata_camera_parameters.csv (default: ROOT/metadata_camera_parameters.csv)")
+    _targets(p)
+
+
+def _sintel(p) -> None:
+    _targets(p)
+    p.add_argument("--pass-name", choices=["final", "clean"], default="final")
+
+
+def _source_split(p) -> None:
+    p.add_argument("--source-split", default=None, help="dataset split to read (default: the reader's train split)")
+
+
+def _composited(p) -> None:
+    p.add_argument("--background-dir", required=True, help="background images (COCO train2014 / VOC2012)")
+    p.add_argument("--backgrounds-per-foreground", type=int, default=None)
+    _source_split(p)
+
+
+def _coco(p) -> None:
+    p.add_argument("--coco-dir", required=True, help="COCO train2017 image folder")
+
+
+#: the options of the readers that take more than the common ones (keys: edit2perceive.data.READERS)
+READER_OPTIONS = {"hypersim": _hypersim, "interiorverse": _targets, "sintel": _sintel,
+                  "composition1k": _composited, "distinctions646": _composited, "am2k": _source_split,
+                  "coco_matting": _coco}
+
+
 def _reader(args):
     from edit2perceive import data
+    from edit2perceive.data.doctor import open_reader
 
-    common = {"strict": args.strict, "limit": args.limit, "split_file": getattr(args, "split_file", None)}
-    name = args.dataset
-    if name == "synthetic":
+    if args.dataset == "synthetic":
         n = args.num_samples if args.limit is None else min(args.num_samples, args.limit)
         return data.SyntheticScenes(n, tuple(args.size), args.seed)
-    if name == "hypersim":
-        return data.HypersimReader(args.root, targets=args.targets, layout=args.layout, camera_csv=args.camera_csv,
-                                   **common)
-    if name == "vkitti2":
-        return data.VirtualKitti2Reader(args.root, **common)
-    if name == "interiorverse":
-        return data.InteriorVerseReader(args.root, targets=args.targets, **common)
-    if name == "sintel":
-        return data.SintelReader(args.root, targets=args.targets, pass_name=args.pass_name, **common)
-    if name in ("composition1k", "distinctions646"):
-        cls = data.Composition1kReader if name == "composition1k" else data.Distinctions646Reader
-        kw = {"split": args.source_split} if args.source_split else {}
-        return cls(args.root, background_dir=args.background_dir,
-                   backgrounds_per_foreground=args.backgrounds_per_foreground, **kw, **common)
-    if name == "am2k":
-        kw = {"split": args.source_split} if args.source_split else {}
-        return data.AM2kReader(args.root, **kw, **common)
-    if name == "coco_matting":
-        return data.CocoMattingReader(args.root, coco_dir=args.coco_dir, **common)
-    raise SystemExit(f"unknown dataset {name}")
+    options = {k: getattr(args, k, None) for k in ("targets", "layout", "camera_csv", "pass_name", "background_dir",
+                                                   "backgrounds_per_foreground", "coco_dir")}
+    return open_reader(args.dataset, args.root, strict=args.strict, limit=args.limit, split_file=args.split_file,
+                       split=getattr(args, "source_split", None), **options)
 
 
 def main(argv=None) -> int:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 
-TASKS = ("depth", "normal", "matting")
+from edit2perceive.tasks import TASKS
 
 
 def load_pipelines(paths: dict[str, str | None], base_model: str | None = None) -> dict:

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 
+from edit2perceive.tasks import TASKS
+
 SIZE = 64
 SHOW = 128  # displayed tile size
 
@@ -70,7 +72,7 @@ def ensemble_picture(models: Path, scene: dict) -> PIL.Image.Image:
     )
 
     rows = []
-    for task in ("depth", "normal", "matting"):
+    for task in TASKS:
         pipe = Edit2PerceivePipeline.from_pretrained(models / task)
         pipe.set_progress_bar_config(disable=True)
         points = [oracle_points(scene["alpha"])[0]] if task == "matting" else None
@@ -106,7 +108,7 @@ def pointcloud_picture(models: Path, scene: dict) -> PIL.Image.Image:
     from edit2perceive.outputs.pointcloud import point_cloud, write_point_cloud
     from edit2perceive.outputs.visualize import side_by_side
 
-    pipes = {t: Edit2PerceivePipeline.from_pretrained(models / t) for t in ("depth", "normal", "matting")}
+    pipes = {t: Edit2PerceivePipeline.from_pretrained(models / t) for t in TASKS}
     for p in pipes.values():
         p.set_progress_bar_config(disable=True)
     depth_pred = pipes["depth"](scene["rgb"], processing_resolution=0).prediction[0]

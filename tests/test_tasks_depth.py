@@ -151,3 +151,19 @@ def test_pixel_loss_uses_three_channel_images():
     enc = task.encode_target(np.random.default_rng(0).uniform(1, 4, (8, 8)))
     target = enc.image.unsqueeze(0)
     assert task.pixel_loss(target * 0.3 - 0.2, target, enc.mask.unsqueeze(0)).item() == pytest.approx(0, abs=1e-5)
+
+
+def test_task_configs_name_every_option_and_rebuild_the_task():
+    import json
+
+    from edit2perceive.tasks import get_task
+
+    depth = get_task("depth", encoding="log", lower_percentile=5, upper_percentile=95)
+    assert json.dumps(depth.config()) == ('{"name": "depth", "encoding": "log", "lower_percentile": 5.0, '
+                                          '"upper_percentile": 95.0}')
+    matting = get_task("matting", binarize=True, max_points=3, point_threshold=0.9)
+    assert matting.config() == {"name": "matting", "binarize": True, "max_points": 3, "point_threshold": 0.9}
+    assert get_task("normal").config() == {"name": "normal"}
+    for task in (depth, matting):
+        assert get_task(task.config()).config() == task.config()
+        assert repr(get_task(task.config())) == repr(task)

@@ -82,10 +82,10 @@ def test_temporal_change_by_hand():
 def test_fixed_noise_is_stable_fresh_noise_is_not(depth_pipe):
     frames = [static_clip(1)[0]] * 3  # identical frames
     fixed = list(predict_frames(depth_pipe, frames, processing_resolution=32))
-    fresh = list(predict_frames(depth_pipe, frames, noise="fresh", seed=0, processing_resolution=32))
+    fresh = list(predict_frames(depth_pipe, frames, frame_noise="fresh", seed=0, processing_resolution=32))
     assert temporal_change(fixed, "depth") == 0.0
     assert temporal_change(fresh, "depth") > 1e-4
-    again = list(predict_frames(depth_pipe, frames, noise="fresh", seed=0, processing_resolution=32))
+    again = list(predict_frames(depth_pipe, frames, frame_noise="fresh", seed=0, processing_resolution=32))
     for a, b in zip(fresh, again):
         np.testing.assert_array_equal(a, b)  # fresh noise is still seeded
 

@@ -1,10 +1,10 @@
 """edit2perceive: FLUX.1 Kontext fine-tuned into a single-step dense perceiver.
 
-Layers (``docs/architecture.md``): ``core`` (flow math, Kontext plumbing, prompts, base model)
--> ``pipelines`` (the call, ensembles, loading) -> ``outputs`` / ``io``; beside them ``tasks``,
-``data``, ``metrics``; above them ``training``, ``evaluation``, ``reference``, ``hub``, the
-command line and the demo. Heavy submodules (diffusers, transformers) load lazily, so
-``import edit2perceive.metrics`` stays cheap.
+Layers, bottom up (``docs/architecture.md``; imports only run downward): ``core`` (flow math,
+Kontext plumbing, prompts, base model), ``io``, ``metrics``, ``testing``; ``tasks``, ``data``;
+``hub``, ``reference``; ``pipelines`` (the call, ensembles, loading); ``outputs``,
+``evaluation``; ``training``; ``commands``, ``demo``; ``cli``. Heavy submodules (diffusers,
+transformers) load lazily, so ``import edit2perceive.metrics`` stays cheap.
 """
 
 import importlib
@@ -35,6 +35,7 @@ MOVED_MODULES = {
     "edit2perceive.video": "edit2perceive.outputs.video",
     "edit2perceive.images": "edit2perceive.io.images",
     "edit2perceive.training.tiny_run": "edit2perceive.demo.tiny_run",
+    "edit2perceive.reference.export": "edit2perceive.pipelines.reference_export",
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import re
 import sys
 
 import edit2perceive.commands as _commands
@@ -25,9 +26,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: a minus sign, then numbers joined by commas (the point ``-5,10``): argparse takes such a word
+#: for an option (it knows plain negative numbers only), so :func:`parse_args` marks it a value
+NEGATIVE_LIST = re.compile(r"^-[\d.]*,[-+\d.eE,]*$")
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """``parser.parse_args`` where a comma-separated list starting with a minus sign is a value:
+    it is given with a leading space, which argparse never reads as an option (the ``type=``
+    parsers strip it)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return parser.parse_args([" " + a if NEGATIVE_LIST.match(a) else a for a in argv])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

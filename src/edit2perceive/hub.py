@@ -24,11 +24,11 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from .core.base_model import DEFAULT_BASE_MODEL
 from .io.atomic import atomic_folder
 
-BASE_MODEL = "black-forest-labs/FLUX.1-Kontext-dev"
 LICENSE = {"license": "other", "license_name": "flux-1-dev-non-commercial-license",
-           "license_link": "https://huggingface.co/black-forest-labs/FLUX.1-Kontext-dev/blob/main/LICENSE.md"}
+           "license_link": f"https://huggingface.co/{DEFAULT_BASE_MODEL}/blob/main/LICENSE.md"}
 PIPELINE_TAGS = {"depth": "depth-estimation", "normal": "image-to-image", "matting": "image-segmentation"}
 TASK_TAGS = {
     "depth": ["monocular-depth-estimation", "depth"],
@@ -103,7 +103,7 @@ def model_card(
     repo_id: str = "your-name/edit2perceive-model",
     summaries: list[dict] | None = None,
     training: dict | None = None,
-    base_model: str = BASE_MODEL,
+    base_model: str = DEFAULT_BASE_MODEL,
     extra_limitations: list[str] | None = None,
     datasets: list[str] | None = None,
     description: str | None = None,
@@ -204,7 +204,7 @@ OUR_ENTRIES = ("transformer", "transformer_lora", "vae", "scheduler", "prompt_ca
 def hub_base_model(config) -> str:
     """The base model for a card's metadata: the recorded one if it is a Hub id, else the default."""
     base = dict(config).get("base_model")
-    return base if base and not os.path.isabs(base) else BASE_MODEL
+    return base if base and not os.path.isabs(base) else DEFAULT_BASE_MODEL
 
 
 def export_folder(source: str | os.PathLike, folder: str | os.PathLike, *, card=None,

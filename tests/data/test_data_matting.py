@@ -138,3 +138,14 @@ def test_coco_matting_side_by_side_trimap_alpha(tmp_path):
         "000000000999_baseball bat_00"]
     np.testing.assert_allclose(ex["alpha"], alpha / 255.0)
     assert ex["meta"]["image_file"].endswith("000000000999.jpg")
+
+
+@pytest.mark.parametrize(("name", "splits"), [("am2k", ("train", "validation")), ("composition1k", ("train", "test")),
+                                              ("distinctions646", ("train", "test"))])
+def test_split_readers_take_only_their_splits(tmp_path, name, splits):
+    from edit2perceive.data import READERS
+
+    for split in splits:
+        assert READERS[name](tmp_path, split=split).split == split
+    with pytest.raises(ValueError, match=rf"{name} split must be one of \('{splits[0]}', '{splits[1]}'\), got 'val'"):
+        READERS[name](tmp_path, split="val")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 from edit2perceive.core.base_model import DEFAULT_BASE_MODEL, QUANTIZE_MODES
 
 
@@ -22,7 +25,20 @@ def add_model_arguments(parser, source_group) -> None:
     g.add_argument("--vae-tiling", action="store_true", help="tiled VAE encode/decode for large inputs")
 
 
-def model_options(args) -> dict:
-    """Keywords for :func:`edit2perceive.pipelines.loading.load_pipeline`."""
-    return {"base_model": args.base_model, "reference_checkpoint": args.reference_checkpoint,
-            "offload": args.offload, "quantize": args.quantize, "vae_tiling": args.vae_tiling}
+@dataclass(frozen=True)
+class ModelOptions:
+    """How to load the model: the keywords of :func:`edit2perceive.pipelines.loading.load_pipeline`
+    beyond the model, task and device."""
+
+    base_model: str | None = DEFAULT_BASE_MODEL
+    reference_checkpoint: str | None = None
+    offload: bool = False
+    quantize: str | None = None
+    vae_tiling: bool = False
+
+    @classmethod
+    def from_args(cls, args) -> ModelOptions:
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+    def load_kwargs(self) -> dict:
+        return dataclasses.asdict(self)

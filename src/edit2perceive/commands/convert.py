@@ -16,12 +16,13 @@ import sys
 from pathlib import Path
 
 from edit2perceive.core.base_model import DEFAULT_BASE_MODEL
+from edit2perceive.tasks import TASKS
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("convert", help="convert a released reference checkpoint into a pipeline folder",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--task", choices=["depth", "normal", "matting"], default=None,
+    p.add_argument("--task", choices=list(TASKS), default=None,
                    help="task of the checkpoint (default: from its file name)")
     p.add_argument("--reference-checkpoint", required=True, metavar="FILE",
                    help="local .safetensors or Hub file Seq2Tri/Edit2Perceive/<task>[_lora].safetensors")
@@ -39,8 +40,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import torch
 
+    from edit2perceive.pipelines.reference_export import convert_reference_checkpoint
     from edit2perceive.reference import CheckpointFormatError
-    from edit2perceive.reference.export import convert_reference_checkpoint
 
     if args.max_shard_size <= 0:
         print("e2p convert: --max-shard-size must be > 0", file=sys.stderr)

@@ -16,8 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-DATASETS = ("hypersim", "vkitti2", "interiorverse", "sintel", "composition1k", "distinctions646", "am2k",
-            "coco_matting")
+from edit2perceive.data import READERS
 
 
 def register(subparsers) -> None:
@@ -26,7 +25,7 @@ def register(subparsers) -> None:
     sub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
     c = sub.add_parser("check", help="check a dataset's layout and values on a few samples",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    c.add_argument("--dataset", required=True, choices=DATASETS, help="training dataset (reader) name")
+    c.add_argument("--dataset", required=True, choices=list(READERS), help="training dataset (reader) name")
     c.add_argument("root", type=Path, help="dataset folder in its released layout (docs/data.md)")
     c.add_argument("--split-file", type=Path, default=None,
                    help="published split list (Marigold's or the paper's data_split/*.txt) to check instead of all files")

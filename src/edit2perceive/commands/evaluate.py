@@ -15,23 +15,23 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._model_args import add_model_arguments, model_options
+from edit2perceive.evaluation.protocols import DATASETS, PROTOCOL_NAMES
+from edit2perceive.tasks import TASKS
 
-DATASET_CHOICES = ("nyuv2", "kitti", "eth3d", "scannet", "diode", "ibims", "aim500", "p3m500np", "am2k")
+from ._model_args import ModelOptions, add_model_arguments
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("evaluate", help="evaluate on a benchmark (depth / normal / matting)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--task", required=True, choices=["depth", "normal", "matting"])
+    p.add_argument("--task", required=True, choices=list(TASKS))
     p.add_argument("--dataset", required=True,
-                   help="benchmark: depth nyuv2|kitti|eth3d|scannet|diode; normal nyuv2|scannet|ibims|diode; "
-                        "matting aim500|p3m500np|am2k")
+                   help="benchmark: " + "; ".join(f"{task} {'|'.join(names)}" for task, names in DATASETS.items()))
     p.add_argument("--data-dir", required=True, type=Path, help="the dataset folder in its distributed layout")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", help="saved pipeline folder or Hugging Face Hub id")
     src.add_argument("--predictions", type=Path, help="folder of saved predictions <sample_id>.npy")
-    p.add_argument("--protocol", default="marigold", choices=["marigold", "edit2perceive"],
+    p.add_argument("--protocol", default=PROTOCOL_NAMES[0], choices=PROTOCOL_NAMES,
                    help="evaluation protocol (default: marigold; see docs/evaluation.md)")
     p.add_argument("--max-samples", type=int, default=None, help="evaluate only the first N listed samples")
     p.add_argument("--output-dir", type=Path, default=None, help="folder for the results (created)")
@@ -72,7 +72,7 @@ def run(args) -> int:
             predictor = SavedPredictions(args.predictions, depth_encoding=args.depth_encoding)
         else:
             predictor = PipelinePredictor(args.model, args.task, device=args.device,
-                                          processing_resolution=args.processing_resolution, **model_options(args))
+                                          processing_resolution=args.processing_resolution, **ModelOptions.from_args(args).load_kwargs())
     except (ValueError, FileNotFoundError) as err:
         print(f"e2p evaluate: {err}", file=sys.stderr)
         return 2

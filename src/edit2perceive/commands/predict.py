@@ -30,12 +30,14 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import re
 import sys
 from pathlib import Path
 
+from edit2perceive.tasks import TASKS
+
 from . import _predict_extras
-from ._model_args import add_model_arguments, model_options
+from ._model_args import add_model_arguments
+from ._predict_options import PredictOptions
 
 #: files each task writes into an input's folder (see edit2perceive.outputs.visualize.render_outputs)
 TASK_FILES = {
@@ -46,6 +48,8 @@ TASK_FILES = {
 
 
 def parse_point(text: str) -> tuple[float, float]:
+    """``"x,y"`` -> ``(x, y)``; surrounding spaces are ignored (see :func:`edit2perceive.cli.main`)."""
+    text = text.strip()
     try:
         x, y = (float(v) for v in text.split(","))
     except ValueError:
@@ -58,10 +62,8 @@ def parse_point(text: str) -> tuple[float, float]:
 def register(subparsers) -> None:
     p = subparsers.add_parser("predict", help="predict depth / normals / alpha for image files and folders",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    # "-5,10" is a point, not an option (argparse only knows plain negative numbers)
-    p._negative_number_matcher = re.compile(r"^-\d+$|^-\d*\.\d+$|^-[\d.]*,[-+\d.eE]*$")
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files (any PIL format) and folders")
-    p.add_argument("--task", required=True, choices=["depth", "normal", "matting"],
+    p.add_argument("--task", required=True, choices=list(TASKS),
                    help="task; must match the model's task")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="saved pipeline folder or Hugging Face Hub id")
@@ -143,23 +145,23 @@ def _is_done(output_dir: Path, name: str, task: str) -> bool:
     return all((folder / f).is_file() for f in TASK_FILES[task])
 
 
-def check_arguments(args) -> str | None:
-    """The reason the arguments would fail for every image, or ``None``."""
+def check_arguments(opts: PredictOptions) -> str | None:
+    """The reason the options would fail for every image, or ``None``."""
     from edit2perceive.pipelines.pipeline import MAX_INFERENCE_STEPS, MAX_PROCESSING_RESOLUTION
 
-    if args.task == "matting" and not args.points:
+    if opts.task == "matting" and not opts.points:
         return "the matting task needs --points X,Y [X,Y ...]"
-    if args.task != "matting" and args.points:
-        return f"--points is only used by the matting task, not {args.task!r}"
-    if not 1 <= args.steps <= MAX_INFERENCE_STEPS:
-        return f"--steps must be within 1..{MAX_INFERENCE_STEPS}, got {args.steps}"
-    res = args.processing_resolution
+    if opts.task != "matting" and opts.points:
+        return f"--points is only used by the matting task, not {opts.task!r}"
+    if not 1 <= opts.steps <= MAX_INFERENCE_STEPS:
+        return f"--steps must be within 1..{MAX_INFERENCE_STEPS}, got {opts.steps}"
+    res = opts.processing_resolution
     if res is not None and not 0 <= res <= MAX_PROCESSING_RESOLUTION:
         return f"--processing-resolution must be within 0..{MAX_PROCESSING_RESOLUTION} (0 = native), got {res}"
-    if args.batch_size < 1:
-        return f"--batch-size must be >= 1, got {args.batch_size}"
-    if args.output_dir.exists() and not args.output_dir.is_dir():
-        return f"--output-dir {args.output_dir} exists and is not a folder"
+    if opts.batch_size < 1:
+        return f"--batch-size must be >= 1, got {opts.batch_size}"
+    if opts.output_dir.exists() and not opts.output_dir.is_dir():
+        return f"--output-dir {opts.output_dir} exists and is not a folder"
     return None
 
 
@@ -183,94 +185,130 @@ def _message(err: BaseException) -> str:
     return text if isinstance(err, (ValueError, OSError)) else f"{type(err).__name__}: {text}"
 
 
-def run(args) -> int:
-    from tqdm.auto import tqdm
+def run(args: argparse.Namespace) -> int:
+    return predict(PredictOptions.from_args(args))
 
-    from edit2perceive.outputs.visualize import clean_stale_partials, write_prediction_set
 
-    problem = check_arguments(args) or _predict_extras.check_arguments(args)
+def predict(opts: PredictOptions) -> int:
+    """Run ``e2p predict``; returns the exit status (module docstring)."""
+    from edit2perceive.outputs.video import is_video
+
+    problem = check_arguments(opts) or _predict_extras.check_arguments(opts)
     if problem is None:
         try:
-            inputs = list_inputs(args.inputs, exclude=args.output_dir)
+            inputs = list_inputs(opts.inputs, exclude=opts.output_dir)
         except ValueError as err:
             problem = str(err)
     if problem is not None:
-        print(f"e2p predict: {problem}", file=sys.stderr)
-        return 2
-    from edit2perceive.outputs.video import is_video
-
-    def done(path, name):
-        if is_video(path):
-            return _predict_extras.video_done(args.output_dir / name, args.task)
-        return _is_done(args.output_dir, name, args.task)
-
-    todo = [(p, n) for p, n in inputs if not (args.skip_existing and done(p, n))]
-    skipped = len(inputs) - len(todo)
+        return _fail(problem)
+    todo = [(p, n) for p, n in inputs if not (opts.skip_existing and _has_outputs(opts, p, n))]
     if not todo:
-        print(f"e2p predict: all {len(inputs)} inputs already have {args.task} outputs in {args.output_dir}",
+        print(f"e2p predict: all {len(inputs)} inputs already have {opts.task} outputs in {opts.output_dir}",
               file=sys.stderr)
         return 0
-    from edit2perceive.pipelines.loading import load_pipeline
-
     try:
-        pipe = load_pipeline(args.model, task=args.task, device=args.device, **model_options(args))
-        helpers = _predict_extras.Helpers(args, pipe)
+        predictor = _Predictor(opts)
     except (ValueError, OSError, RuntimeError) as err:
-        print(f"e2p predict: cannot use model: {err}", file=sys.stderr)
-        return 2
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    for stale in clean_stale_partials(args.output_dir):
-        print(f"e2p predict: removed {stale.name}, left by an interrupted run", file=sys.stderr)
+        return _fail(f"cannot use model: {err}")
+    predictor.prepare_output_dir()
+    predictor.predict_videos([(p, n) for p, n in todo if is_video(p)])
+    predictor.predict_images([(p, n) for p, n in todo if not is_video(p)])
+    skipped = len(inputs) - len(todo)
+    extra = f", {skipped} skipped (outputs exist)" if skipped else ""
+    print(f"e2p predict: {predictor.written} of {len(inputs)} images written to {opts.output_dir}{extra}",
+          file=sys.stderr)
+    for path, why in predictor.failures:
+        print(f"  FAILED {path}: {why}", file=sys.stderr)
+    return 1 if predictor.failures else 0
 
-    failures: list[tuple[str, str]] = []
-    written = 0
-    points = list(args.points) if args.points else None
 
-    def predict(rgbs):  # -> [(prediction, uncertainty or None)] per image
-        out = pipe(rgbs, points=[points] * len(rgbs) if points else None, num_inference_steps=args.steps,
-                   processing_resolution=args.processing_resolution, batch_size=args.batch_size, **_predict_extras.call_kwargs(args))
+def _fail(problem: str) -> int:
+    print(f"e2p predict: {problem}", file=sys.stderr)
+    return 2
+
+
+def _has_outputs(opts: PredictOptions, path: Path, name: str) -> bool:
+    from edit2perceive.outputs.video import is_video
+
+    if is_video(path):
+        return _predict_extras.video_done(opts.output_dir / name, opts.task)
+    return _is_done(opts.output_dir, name, opts.task)
+
+
+class _Predictor:
+    """One run's model and tallies: inputs written, ``(path, reason)`` of those that failed."""
+
+    def __init__(self, opts: PredictOptions):
+        from edit2perceive.pipelines.loading import load_pipeline
+
+        self.opts = opts
+        self.pipe = load_pipeline(opts.model, task=opts.task, device=opts.device, **opts.loading.load_kwargs())
+        self.helpers = _predict_extras.Helpers(opts, self.pipe)
+        self.points = list(opts.points) if opts.points else None
+        self.written = 0
+        self.failures: list[tuple[str, str]] = []
+
+    def prepare_output_dir(self) -> None:
+        from edit2perceive.outputs.visualize import clean_stale_partials
+
+        self.opts.output_dir.mkdir(parents=True, exist_ok=True)
+        for stale in clean_stale_partials(self.opts.output_dir):
+            print(f"e2p predict: removed {stale.name}, left by an interrupted run", file=sys.stderr)
+
+    def predict(self, rgbs) -> list:
+        """``[(prediction, uncertainty or None)]`` per image."""
+        opts = self.opts
+        out = self.pipe(rgbs, points=[self.points] * len(rgbs) if self.points else None,
+                        num_inference_steps=opts.steps, processing_resolution=opts.processing_resolution,
+                        batch_size=opts.batch_size,
+                        **_predict_extras.call_kwargs(opts.extras))
         return list(zip(out.prediction, [None] * len(rgbs) if out.uncertainty is None else out.uncertainty))
 
-    for path, name in [(p, n) for p, n in todo if is_video(p)]:
-        try:
-            _predict_extras.run_video(args, pipe, path, args.output_dir / name)
-            written += 1
-        except Exception as err:  # noqa: BLE001
-            failures.append((str(path), _message(err)))
-    todo = [(p, n) for p, n in todo if not is_video(p)]
+    def predict_videos(self, videos) -> None:
+        for path, name in videos:
+            try:
+                _predict_extras.run_video(self.opts, self.pipe, path, self.opts.output_dir / name)
+                self.written += 1
+            except Exception as err:  # noqa: BLE001 - any per-input failure is reported, the run goes on
+                self.failures.append((str(path), _message(err)))
 
-    bar = tqdm(total=len(todo), desc="predict", unit="image")
-    for start in range(0, len(todo), args.batch_size):
+    def predict_images(self, images) -> None:
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(images), desc="predict", unit="image") as bar:
+            for start in range(0, len(images), self.opts.batch_size):
+                self._predict_batch(images[start:start + self.opts.batch_size], bar)
+
+    def _predict_batch(self, items, bar) -> None:
         batch = []
-        for path, name in todo[start:start + args.batch_size]:
+        for path, name in items:
             try:
                 batch.append((path, name, _load_rgb(path)))
             except Exception as err:  # noqa: BLE001 - any per-image failure is reported, the run goes on
-                failures.append((str(path), _message(err)))
+                self.failures.append((str(path), _message(err)))
                 bar.update()
         if not batch:
-            continue
+            return
         try:
-            predictions = predict([rgb for _, _, rgb in batch])
+            predictions = self.predict([rgb for _, _, rgb in batch])
         except Exception as err:  # noqa: BLE001
             if len(batch) == 1:
-                failures.append((str(batch[0][0]), _message(err)))
+                self.failures.append((str(batch[0][0]), _message(err)))
                 bar.update()
-                continue
+                return
             predictions = [None] * len(batch)  # find which image fails: predict them one at a time
-        for k, (path, name, rgb) in enumerate(batch):
+        for (path, name, rgb), prediction in zip(batch, predictions):
             try:
-                pred, unc = predictions[k] if predictions[k] is not None else predict([rgb])[0]
-                files = prediction_files(args.task, rgb, pred, points=points)
-                files.update(_predict_extras.extra_files(args, helpers, rgb, pred, unc))
-                write_prediction_set(files, args.output_dir, name)
-                written += 1
+                self._write(name, rgb, *(prediction if prediction is not None else self.predict([rgb])[0]))
+                self.written += 1
             except Exception as err:  # noqa: BLE001
-                failures.append((str(path), _message(err)))
+                self.failures.append((str(path), _message(err)))
             bar.update()
-    bar.close()
-    extra = f", {skipped} skipped (outputs exist)" if skipped else ""
-    print(f"e2p predict: {written} of {len(inputs)} images written to {args.output_dir}{extra}", file=sys.stderr)
-    for path, why in failures:
-        print(f"  FAILED {path}: {why}", file=sys.stderr)
-    return 1 if failures else 0
+
+    def _write(self, name: str, rgb, prediction, uncertainty) -> None:
+        from edit2perceive.outputs.visualize import write_prediction_set
+
+        opts = self.opts
+        files = prediction_files(opts.task, rgb, prediction, points=self.points)
+        files.update(_predict_extras.extra_files(opts, self.helpers, rgb, prediction, uncertainty))
+        write_prediction_set(files, opts.output_dir, name)

@@ -9,6 +9,7 @@ the local copy a model was trained from.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -32,25 +33,28 @@ def _training_info(folder: Path) -> dict:
     return {k: args[k] for k in keys if k in args}
 
 
-def _card(args, model_dir: Path):
-    from edit2perceive.hub import BASE_MODEL, hub_base_model, load_summaries, model_card
+def _card(model_dir: Path, *, repo_id: str, summary_paths, base_model: str | None = None):
+    """The model card of ``model_dir`` (a ``huggingface_hub.ModelCard``) for ``repo_id``, with
+    the metrics of the ``e2p evaluate`` summaries at ``summary_paths``; ``base_model`` replaces
+    the recorded base in its metadata."""
+    from edit2perceive.core.base_model import DEFAULT_BASE_MODEL
+    from edit2perceive.hub import hub_base_model, load_summaries, model_card
 
     index = json.loads((model_dir / "model_index.json").read_text())
     task = index["task"]["name"]
-    summaries = load_summaries(args.summary or [])
+    summaries = load_summaries(summary_paths or [])
     wrong = [s["task"] for s in summaries if s["task"] != task]
     if wrong:
         raise ValueError(f"summaries for task {wrong[0]!r} cannot go on a {task!r} model card")
     converted = _reference_release(model_dir)
     if converted is not None:  # a converted release keeps the authors' credit and its conventions
-        from edit2perceive.reference.export import reference_card
+        from edit2perceive.pipelines.reference_export import reference_card
 
         return reference_card(task, source=converted["source"].split("/")[-1], fmt=converted["format"],
-                              config=index, base_model=converted.get("base_model") or BASE_MODEL,
-                              repo_id=args.repo_id, summaries=summaries)
-    base = getattr(args, "base_model", None) or hub_base_model(index)
-    return model_card(task, repo_id=args.repo_id, summaries=summaries, training=_training_info(model_dir),
-                      base_model=base)
+                              config=index, base_model=converted.get("base_model") or DEFAULT_BASE_MODEL,
+                              repo_id=repo_id, summaries=summaries)
+    return model_card(task, repo_id=repo_id, summaries=summaries, training=_training_info(model_dir),
+                      base_model=base_model or hub_base_model(index))
 
 
 def _reference_release(model_dir: Path) -> dict | None:
@@ -67,7 +71,7 @@ def _reference_release(model_dir: Path) -> dict | None:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("push", help="upload a trained model (only our parts) with its model card",
-                              description=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model_dir", type=Path, help="saved pipeline folder or training checkpoint")
     p.add_argument("--repo-id", required=True, help="Hub repository, e.g. you/e2p-depth")
     p.add_argument("--summary", nargs="*", help="e2p evaluate summary.json files (or their folders) for model-index")
@@ -90,7 +94,7 @@ def run_push(args) -> int:
     from edit2perceive.hub import export_folder, upload_folder
 
     try:
-        card = _card(args, args.model_dir)
+        card = _card(args.model_dir, repo_id=args.repo_id, summary_paths=args.summary, base_model=args.base_model)
         if args.dry_run is not None:
             export_folder(args.model_dir, args.dry_run, card=card, base_model=args.base_model)
             print(f"e2p push: dry run, wrote the upload to {args.dry_run}", file=sys.stderr)
@@ -108,7 +112,7 @@ def run_push(args) -> int:
 
 def run_card(args) -> int:
     try:
-        card = _card(args, args.model_dir)
+        card = _card(args.model_dir, repo_id=args.repo_id, summary_paths=args.summary)
     except (ValueError, OSError) as err:
         print(f"e2p card: {err}", file=sys.stderr)
         return 2

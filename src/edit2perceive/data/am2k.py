@@ -10,28 +10,21 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from .base import Reader
+from .base import SplitReader
 from .example import BadSampleError, make_example
 from .formats import read_matte, read_rgb, require
 
-_SPLITS = {"train": "train", "validation": "validation"}
 
-
-class AM2kReader(Reader):
+class AM2kReader(SplitReader):
     """AM-2k images with ``alpha``."""
 
     name = "am2k"
+    splits = {"train": "train", "validation": "validation"}
     targets = ("alpha",)
     layout_help = "  ROOT/train/original/m_xxxx.jpg + ROOT/train/mask/m_xxxx.png (validation/... for split='validation')"
 
-    def __init__(self, root, *, split: str = "train", **kwargs):
-        if split not in _SPLITS:
-            raise ValueError(f"am2k split must be 'train' or 'validation', got {split!r}")
-        self.split = split
-        super().__init__(root, **kwargs)
-
     def _list_records(self):
-        base = self.root / _SPLITS[self.split]
+        base = self.root / self.splits[self.split]
         return [{"id": p.stem, "file": str(p), "mask": str(base / "mask" / f"{p.stem}.png")}
                 for p in (base / "original").glob("*.jpg")]
 

@@ -177,3 +177,15 @@ class Reader:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(root={str(self.root)!r})"
+
+
+class SplitReader(Reader):
+    """A reader of one split of a release: ``splits`` maps each split name to where it lives."""
+
+    splits: dict = {}
+
+    def __init__(self, root, *, split: str = "train", **kwargs):
+        if split not in self.splits:
+            raise ValueError(f"{self.name} split must be one of {tuple(self.splits)}, got {split!r}")
+        self.split = split
+        super().__init__(root, **kwargs)

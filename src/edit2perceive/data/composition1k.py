@@ -19,16 +19,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .base import SplitReader
 from .compositing import CompositeMattingReader, list_images
 
-_SPLITS = {"train": ("Training_set", "training"), "test": ("Test_set", "test")}
 _GROUPS = ("Adobe-licensed images", "Other")
 
 
-class Composition1kReader(CompositeMattingReader):
+class Composition1kReader(SplitReader, CompositeMattingReader):
     """Composition-1k composites with ``alpha``. ``background_dir``: COCO train2014 / VOC images."""
 
     name = "composition1k"
+    splits = {"train": ("Training_set", "training"), "test": ("Test_set", "test")}  # folder, file prefix
     layout_help = (
         "  ROOT/[Combined_Dataset/]Training_set/Adobe-licensed images/{fg,alpha}/<name>.png (+ Other/{fg,alpha})\n"
         "  ROOT/[Combined_Dataset/]Training_set/training_fg_names.txt, training_bg_names.txt\n"
@@ -37,18 +38,15 @@ class Composition1kReader(CompositeMattingReader):
     )
 
     def __init__(self, root, *, split: str = "train", **kwargs):
-        if split not in _SPLITS:
-            raise ValueError(f"composition1k split must be 'train' or 'test', got {split!r}")
-        self.split = split
-        super().__init__(root, **kwargs)
+        super().__init__(root, split=split, **kwargs)
         base = self.root / "Combined_Dataset" if (self.root / "Combined_Dataset").is_dir() else self.root
-        self.split_dir = base / _SPLITS[split][0]
+        self.split_dir = base / self.splits[split][0]
 
     def _flat_dir(self):
         return self.split_dir if (self.split_dir / "merged").is_dir() and (self.split_dir / "alpha").is_dir() else None
 
     def _foregrounds(self):
-        prefix = _SPLITS[self.split][1]
+        prefix = self.splits[self.split][1]
         names_file = self.split_dir / f"{prefix}_fg_names.txt"
         groups = [self.split_dir / g for g in _GROUPS if (self.split_dir / g).is_dir()]
         if names_file.is_file():
@@ -60,7 +58,7 @@ class Composition1kReader(CompositeMattingReader):
         return [(fg, g / "alpha" / fg.name) for g in groups for fg in list_images(g / "fg")]
 
     def _background_names(self):
-        path = Path(self.split_dir) / f"{_SPLITS[self.split][1]}_bg_names.txt"
+        path = Path(self.split_dir) / f"{self.splits[self.split][1]}_bg_names.txt"
         if not path.is_file():
             return None
         return [n.strip() for n in path.read_text().splitlines() if n.strip()]

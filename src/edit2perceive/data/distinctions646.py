@@ -11,28 +11,22 @@ composite; ``Test_comp/merged/test_0.png`` + ``Test_comp/alpha/test_0.png``). Us
 
 from __future__ import annotations
 
+from .base import SplitReader
 from .compositing import CompositeMattingReader, list_images
 
-_SPLITS = {"train": "Train", "test": "Test"}
 
-
-class Distinctions646Reader(CompositeMattingReader):
+class Distinctions646Reader(SplitReader, CompositeMattingReader):
     """Distinctions-646 composites with ``alpha`` (backgrounds from ``background_dir``)."""
 
     name = "distinctions646"
+    splits = {"train": "Train", "test": "Test"}
     layout_help = ("  ROOT/Train/FG/<name>.png, ROOT/Train/GT/<name>.png (ROOT/Test/{FG,GT} for split='test')\n"
                    "  or pre-composited: ROOT/Train_comp/merged/<name>.png_<k>.png + ROOT/Train_comp/alpha/<same name>")
 
-    def __init__(self, root, *, split: str = "train", **kwargs):
-        if split not in _SPLITS:
-            raise ValueError(f"distinctions646 split must be 'train' or 'test', got {split!r}")
-        self.split = split
-        super().__init__(root, **kwargs)
-
     def _flat_dir(self):
-        base = self.root / f"{_SPLITS[self.split]}_comp"
+        base = self.root / f"{self.splits[self.split]}_comp"
         return base if (base / "merged").is_dir() and (base / "alpha").is_dir() else None
 
     def _foregrounds(self):
-        base = self.root / _SPLITS[self.split]
+        base = self.root / self.splits[self.split]
         return [(fg, base / "GT" / fg.name) for fg in list_images(base / "FG")]

@@ -21,6 +21,7 @@ verify the geometry independently. Deterministic by seed (``numpy.random.default
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -129,77 +130,161 @@ def _box(canvas, lo, hi, albedo_fn):
     canvas.add(t_near, hit, entry_normal, albedo_fn)
 
 
+@dataclass(frozen=True)
+class SceneRanges:
+    """The ranges a scene is drawn from: ``(lo, hi)`` of a uniform draw (angles in degrees,
+    lengths in metres, world frame: y up, the camera looking along -z), ``*_probability`` of a
+    coin, ``(lo, hi)`` of an integer count (``hi`` excluded). Objects stand between
+    ``object_near`` and ``wall_distance - object_margin`` in front of the camera."""
+
+    hfov: tuple = (50, 75)
+    yaw: tuple = (-15, 15)
+    pitch_down: tuple = (0, 15)
+    roll: tuple = (-5, 5)
+    camera_height: tuple = (1.0, 1.8)
+    wall_distance: tuple = (6.0, 14.0)
+    color: tuple = (0.15, 0.95)  # albedo of every surface but the foreground sphere
+    floor_checker: tuple = (0.3, 1.0)
+    sky_probability: float = 0.5
+    wall_top: tuple = (1.0, 3.0)  # with sky: the back and side walls' height
+    wall_stripes: tuple = (0.2, 0.8)
+    side_wall_probability: float = 0.5
+    side_wall_distance: tuple = (2.5, 5.0)
+    side_wall_stripes: float = 0.5
+    object_x: tuple = (-3, 3)
+    object_near: float = 3.0
+    object_margin: float = 1.0
+    boxes: tuple = (1, 4)
+    box_half_size: tuple = ((0.2, 0.2, 0.2), (0.8, 0.9, 0.8))  # (lo, hi) of (x, y, z)
+    box_checker: tuple = (0.1, 0.4)
+    spheres: tuple = (0, 3)
+    sphere_radius: tuple = (0.2, 0.7)
+    sphere_spots: tuple = (4, 12)
+    rectangle_probability: float = 0.5
+    rectangle_x: tuple = (-2, 2)
+    rectangle_clearance: float = 0.5  # its centre above the floor, at most ``rectangle_top``
+    rectangle_top: float = 1.0
+    rectangle_half_size: tuple = (0.4, 1.2)
+    rectangle_stripes: float = 0.3
+    foreground_x: tuple = (-0.3, 0.3)  # centre ray offset, in image widths from the centre
+    foreground_y: tuple = (-0.3, 0.2)  # in image heights
+    foreground_depth: tuple = (2.0, 4.0)
+    foreground_radius: tuple = (0.12, 0.3)  # in image heights at its depth
+    foreground_colors: tuple = ((0.3, 1.0), (0.0, 0.6))
+    foreground_spots: tuple = (6, 20)
+    feather_px: tuple = (1.0, 3.0)
+    light_x: tuple = (-0.6, 0.6)  # light direction, camera frame, normalized after drawing
+    light_y: tuple = (0.3, 1.0)
+    light_z: tuple = (0.2, 1.0)
+    ambient: tuple = (0.25, 0.45)
+
+
+SCENE_RANGES = SceneRanges()
+
+
+class _Scene:
+    """One scene being drawn: the random source, the ranges, the camera, the z-buffer and the
+    surfaces recorded in camera coordinates for ``meta``."""
+
+    def __init__(self, rng, ranges: SceneRanges, height: int, width: int):
+        self.rng, self.ranges, self.height, self.width = rng, ranges, height, width
+        hfov = math.radians(rng.uniform(*ranges.hfov))
+        self.f = (width / 2.0) / math.tan(hfov / 2.0)
+        self.intrinsics = (self.f, self.f, (width - 1) / 2.0, (height - 1) / 2.0)
+        self.R = _rotation(math.radians(rng.uniform(*ranges.yaw)), math.radians(-rng.uniform(*ranges.pitch_down)),
+                           math.radians(rng.uniform(*ranges.roll)))
+        self.rays_cam = pixel_rays(height, width, self.intrinsics).astype(np.float32)
+        self.rays_w = self.rays_cam @ self.R.T  # world direction of each pixel ray; point = depth * ray
+        self.canvas = _Canvas(self.rays_w)
+        self.cam_h = rng.uniform(*ranges.camera_height)
+        self.wall_d = rng.uniform(*ranges.wall_distance)
+        self.surfaces: list[dict] = []
+
+    def uniform(self, bounds):
+        return self.rng.uniform(*bounds)
+
+    def color(self, bounds=None):
+        return _color(self.rng, *(bounds or self.ranges.color))
+
+    def object_depth(self):
+        return -self.rng.uniform(self.ranges.object_near, self.wall_d - self.ranges.object_margin)
+
+    def plane(self, n_w, offset, fn, extent=None):
+        n_w = np.asarray(n_w, float)
+        _plane(self.canvas, n_w, offset, fn, extent)
+        self.surfaces.append({"type": "plane", "normal": (self.R.T @ n_w).tolist(), "offset": float(offset)})
+
+    def sphere(self, center, radius, fn):
+        _sphere(self.canvas, center, radius, fn)
+        self.surfaces.append({"type": "sphere", "center": (self.R.T @ center).tolist(), "radius": float(radius)})
+
+    def box(self, lo, hi, fn):
+        _box(self.canvas, lo, hi, fn)
+        self.surfaces.append({"type": "box", "lo": lo.tolist(), "hi": hi.tolist()})
+
+
 def _color(rng, lo=0.15, hi=0.95):
     return rng.uniform(lo, hi, 3)
 
 
-def render_scene(seed, size=(64, 96)) -> dict:
-    """Render one synthetic scene (an example dict) of ``size = (height, width)``."""
-    rng = np.random.default_rng(seed)
-    height, width = int(size[0]), int(size[1])
-    hfov = math.radians(rng.uniform(50, 75))
-    f = (width / 2.0) / math.tan(hfov / 2.0)
-    intrinsics = (f, f, (width - 1) / 2.0, (height - 1) / 2.0)
-    R = _rotation(math.radians(rng.uniform(-15, 15)), math.radians(-rng.uniform(0, 15)), math.radians(rng.uniform(-5, 5)))
-    rays_cam = pixel_rays(height, width, intrinsics).astype(np.float32)
-    rays_w = rays_cam @ R.T  # world direction of each pixel ray; point = depth * ray
-    canvas = _Canvas(rays_w)
-    cam_h = rng.uniform(1.0, 1.8)
-    wall_d = rng.uniform(6.0, 14.0)
-    surfaces = []
-
-    def add_plane(n_w, offset, fn, extent=None):
-        n_w = np.asarray(n_w, float)
-        _plane(canvas, n_w, offset, fn, extent)
-        surfaces.append({"type": "plane", "normal": (R.T @ n_w).tolist(), "offset": float(offset)})
-
-    def add_sphere(center, radius, fn):
-        _sphere(canvas, center, radius, fn)
-        surfaces.append({"type": "sphere", "center": (R.T @ center).tolist(), "radius": float(radius)})
-
-    c1, c2, period = _color(rng), _color(rng), rng.uniform(0.3, 1.0)
-    add_plane([0, 1, 0], -cam_h, lambda p: _checker(p, (0, 2), period, c1, c2))
-    sky = rng.random() < 0.5
-    wall_top = rng.uniform(1.0, 3.0) if sky else np.inf
-    w1, w2, wp = _color(rng), _color(rng), rng.uniform(0.2, 0.8)
-    add_plane([0, 0, 1], -wall_d, lambda p: _stripes(p, 0, wp, w1, w2), extent=lambda p: p[..., 1] < wall_top)
-    if rng.random() < 0.5:
+def _draw_room(scene: _Scene) -> None:
+    """Floor, back wall (sky above it or not), maybe a side wall."""
+    r, rng = scene.ranges, scene.rng
+    c1, c2, period = scene.color(), scene.color(), scene.uniform(r.floor_checker)
+    scene.plane([0, 1, 0], -scene.cam_h, lambda p: _checker(p, (0, 2), period, c1, c2))
+    sky = rng.random() < r.sky_probability
+    wall_top = scene.uniform(r.wall_top) if sky else np.inf
+    w1, w2, wp = scene.color(), scene.color(), scene.uniform(r.wall_stripes)
+    scene.plane([0, 0, 1], -scene.wall_d, lambda p: _stripes(p, 0, wp, w1, w2), extent=lambda p: p[..., 1] < wall_top)
+    if rng.random() < r.side_wall_probability:
         side = rng.choice([-1.0, 1.0])
-        sx = rng.uniform(2.5, 5.0)
-        s1, s2 = _color(rng), _color(rng)
-        add_plane([-side, 0, 0], -sx, lambda p: _stripes(p, 1, 0.5, s1, s2), extent=lambda p: p[..., 1] < wall_top)
-    for _ in range(rng.integers(1, 4)):
-        half = rng.uniform([0.2, 0.2, 0.2], [0.8, 0.9, 0.8])
-        center = np.array([rng.uniform(-3, 3), -cam_h + half[1], -rng.uniform(3.0, wall_d - 1.0)])
-        b1, b2, bp = _color(rng), _color(rng), rng.uniform(0.1, 0.4)
-        _box(canvas, center - half, center + half, lambda p, b1=b1, b2=b2, bp=bp: _checker(p, (0, 1), bp, b1, b2))
-        surfaces.append({"type": "box", "lo": (center - half).tolist(), "hi": (center + half).tolist()})
-    for _ in range(rng.integers(0, 3)):
-        r = rng.uniform(0.2, 0.7)
-        center = np.array([rng.uniform(-3, 3), -cam_h + r, -rng.uniform(3.0, wall_d - 1.0)])
-        q1, q2, fq = _color(rng), _color(rng), rng.uniform(4, 12)
-        add_sphere(center, r, lambda p, q1=q1, q2=q2, fq=fq: _spots(p, fq, q1, q2))
-    if rng.random() < 0.5:  # tilted rectangle
+        sx = scene.uniform(r.side_wall_distance)
+        s1, s2 = scene.color(), scene.color()
+        scene.plane([-side, 0, 0], -sx, lambda p: _stripes(p, 1, r.side_wall_stripes, s1, s2),
+                    extent=lambda p: p[..., 1] < wall_top)
+
+
+def _draw_objects(scene: _Scene) -> None:
+    """Boxes and spheres on the floor, maybe a tilted rectangle."""
+    r, rng = scene.ranges, scene.rng
+    for _ in range(rng.integers(*r.boxes)):
+        half = rng.uniform(*r.box_half_size)
+        center = np.array([scene.uniform(r.object_x), -scene.cam_h + half[1], scene.object_depth()])
+        b1, b2, bp = scene.color(), scene.color(), scene.uniform(r.box_checker)
+        scene.box(center - half, center + half, lambda p, b1=b1, b2=b2, bp=bp: _checker(p, (0, 1), bp, b1, b2))
+    for _ in range(rng.integers(*r.spheres)):
+        radius = scene.uniform(r.sphere_radius)
+        center = np.array([scene.uniform(r.object_x), -scene.cam_h + radius, scene.object_depth()])
+        q1, q2, fq = scene.color(), scene.color(), scene.uniform(r.sphere_spots)
+        scene.sphere(center, radius, lambda p, q1=q1, q2=q2, fq=fq: _spots(p, fq, q1, q2))
+    if rng.random() < r.rectangle_probability:
         n = rng.normal(size=3)
         n[2] = abs(n[2]) + 0.5
         n /= np.linalg.norm(n)
         u = np.cross(n, [0.0, 1.0, 0.0])
         u /= np.linalg.norm(u)
         v = np.cross(n, u)
-        center = np.array([rng.uniform(-2, 2), rng.uniform(-cam_h + 0.5, 1.0), -rng.uniform(3.0, wall_d - 1.0)])
-        a, b = rng.uniform(0.4, 1.2, 2)
-        t1, t2 = _color(rng), _color(rng)
+        center = np.array([scene.uniform(r.rectangle_x),
+                           rng.uniform(-scene.cam_h + r.rectangle_clearance, r.rectangle_top), scene.object_depth()])
+        a, b = rng.uniform(*r.rectangle_half_size, 2)
+        t1, t2 = scene.color(), scene.color()
         extent = lambda p, c=center, u=u, v=v, a=a, b=b: (np.abs((p - c) @ u) < a) & (np.abs((p - c) @ v) < b)  # noqa: E731
-        add_plane(n, float(n @ center), lambda p: _stripes(p, 2, 0.3, t1, t2), extent)
+        scene.plane(n, float(n @ center), lambda p: _stripes(p, 2, r.rectangle_stripes, t1, t2), extent)
 
-    # foreground sphere: placed along a random ray near the image centre
-    fg_ray = R @ np.array([rng.uniform(-0.3, 0.3) * width / f, rng.uniform(-0.3, 0.2) * height / f, -1.0])
-    fg_depth = rng.uniform(2.0, 4.0)
-    fg_radius = rng.uniform(0.12, 0.3) * fg_depth * height / f
+
+def _composite_foreground(scene: _Scene) -> tuple[np.ndarray, np.ndarray, float]:
+    """Shade the background, add the foreground sphere with its soft alpha (module docstring);
+    returns ``rgb`` (uint8), ``alpha`` and the feather width in pixels."""
+    r, canvas, R = scene.ranges, scene.canvas, scene.R
+    height, width, f, rays_w = scene.height, scene.width, scene.f, scene.rays_w
+    # placed along a random ray near the image centre
+    fg_ray = R @ np.array([scene.uniform(r.foreground_x) * width / f, scene.uniform(r.foreground_y) * height / f, -1.0])
+    fg_depth = scene.uniform(r.foreground_depth)
+    fg_radius = scene.uniform(r.foreground_radius) * fg_depth * height / f
     fg_center = fg_depth * fg_ray
-    light = np.array([rng.uniform(-0.6, 0.6), rng.uniform(0.3, 1.0), rng.uniform(0.2, 1.0)])
+    light = np.array([scene.uniform(r.light_x), scene.uniform(r.light_y), scene.uniform(r.light_z)])
     light /= np.linalg.norm(light)  # camera frame
-    ambient = rng.uniform(0.25, 0.45)
+    ambient = scene.uniform(r.ambient)
 
     def shade(albedo, normal_cam):
         return albedo * (ambient + (1 - ambient) * np.clip(normal_cam @ light, 0.0, 1.0))[..., None]
@@ -210,18 +295,20 @@ def render_scene(seed, size=(64, 96)) -> dict:
     bg = np.where(hit_any[..., None], shade(canvas.albedo, normal_bg), np.broadcast_to(sky_col, (height, width, 3)))
 
     # foreground coverage: signed distance (px) of each ray to the sphere's silhouette
-    unit = rays_w / np.sqrt(rays_w[..., 0] ** 2 + rays_w[..., 1] ** 2 + rays_w[..., 2] ** 2)[..., None]
+    ray_length = np.sqrt(rays_w[..., 0] ** 2 + rays_w[..., 1] ** 2 + rays_w[..., 2] ** 2)
+    unit = rays_w / ray_length[..., None]
     along = unit @ fg_center
     miss = np.sqrt(np.maximum(fg_center @ fg_center - along * along, 0.0))
-    feather_px = rng.uniform(1.0, 3.0)
+    feather_px = scene.uniform(r.feather_px)
     signed_px = (fg_radius - miss) * f / np.maximum(along, 1e-6)
     alpha = np.clip(signed_px / feather_px + 0.5, 0.0, 1.0)
     alpha[along <= 0] = 0.0
     t_fg, fg_hit = _sphere_hit(rays_w, fg_center, fg_radius)
     # visible coverage: zero where the background is nearer than the sphere (or its silhouette point)
-    fg_depth_px = np.where(fg_hit, t_fg, along / np.sqrt(rays_w[..., 0] ** 2 + rays_w[..., 1] ** 2 + rays_w[..., 2] ** 2))
+    fg_depth_px = np.where(fg_hit, t_fg, along / ray_length)
     alpha[canvas.t < fg_depth_px] = 0.0
-    g1, g2, gq = _color(rng, 0.3, 1.0), _color(rng, 0.0, 0.6), rng.uniform(6, 20)
+    g_lo, g_hi = r.foreground_colors
+    g1, g2, gq = scene.color(g_lo), scene.color(g_hi), scene.uniform(r.foreground_spots)
     idx = np.nonzero(alpha > 0)  # shade the foreground only where it covers something
     # on the sphere: the hit point; just outside: the ray's nearest point (silhouette normal)
     fg_point = np.where(fg_hit[idx][:, None], t_fg[idx][:, None] * rays_w[idx], along[idx][:, None] * unit[idx])
@@ -233,15 +320,27 @@ def render_scene(seed, size=(64, 96)) -> dict:
     rgb = (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)
 
     canvas.add(t_fg, fg_hit, lambda p: (p - fg_center) / fg_radius, lambda p: np.zeros(p.shape))
-    surfaces.append({"type": "sphere", "center": (R.T @ fg_center).tolist(), "radius": float(fg_radius), "foreground": True})
+    scene.surfaces.append({"type": "sphere", "center": (R.T @ fg_center).tolist(), "radius": float(fg_radius),
+                           "foreground": True})
+    return rgb, alpha, feather_px
+
+
+def render_scene(seed, size=(64, 96), ranges: SceneRanges = SCENE_RANGES) -> dict:
+    """Render one synthetic scene (an example dict) of ``size = (height, width)``."""
+    scene = _Scene(np.random.default_rng(seed), ranges, int(size[0]), int(size[1]))
+    _draw_room(scene)
+    _draw_objects(scene)
+    rgb, alpha, feather_px = _composite_foreground(scene)
+    canvas, R, rays_cam = scene.canvas, scene.R, scene.rays_cam
     valid = np.isfinite(canvas.t)
     depth = np.where(valid, canvas.t, 0.0).astype(np.float32)
     normal = canvas.normal @ R
     normal /= np.maximum(np.sqrt(normal[..., 0] ** 2 + normal[..., 1] ** 2 + normal[..., 2] ** 2), 1e-12)[..., None]
     flip = (normal[..., 0] * rays_cam[..., 0] + normal[..., 1] * rays_cam[..., 1] + normal[..., 2] * rays_cam[..., 2]) > 0
     normal = np.where(flip[..., None], -normal, normal).astype(np.float32)
-    meta = {"source": "synthetic", "id": f"synthetic/{seed}", "file": f"synthetic:{seed}", "intrinsics": intrinsics,
-            "surfaces": surfaces, "world_from_camera": R.tolist(), "feather_px": float(feather_px)}
+    meta = {"source": "synthetic", "id": f"synthetic/{seed}", "file": f"synthetic:{seed}",
+            "intrinsics": scene.intrinsics, "surfaces": scene.surfaces, "world_from_camera": R.tolist(),
+            "feather_px": float(feather_px)}
     return make_example(rgb, meta=meta, depth=depth, normal=normal, alpha=alpha.astype(np.float32), valid_mask=valid)
 
 

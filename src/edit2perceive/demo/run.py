@@ -26,7 +26,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-TASKS = ("depth", "normal", "matting")
+from ..core.base_model import DEFAULT_BASE_MODEL
+from ..tasks import TASKS
+
 #: Middlebury 2014 "Motorcycle" calibration (calib.txt, full resolution 2964 px wide); scikit-image
 #: ships the pair at 741 px, so focal length and doffs scale by 741 / 2964.
 MOTORCYCLE_CALIB = {"focal_px": 3979.911, "baseline_m": 0.193001, "doffs_px": 124.343, "full_width": 2964}
@@ -107,7 +109,7 @@ def train_and_evaluate(report_dir: Path, *, quick: bool) -> tuple[dict, dict]:
     vae = tiny_kontext_components(seed=0)["vae"]
     vae_fit = fit_tiny_vae(vae, train, steps=20 if quick else 400, progress=True)
 
-    from .. import Edit2PerceivePipeline
+    from ..pipelines.pipeline import Edit2PerceivePipeline
 
     metrics = {"vae_reconstruction_mae": vae_fit, "synthetic": {}}
     pipes = {}
@@ -254,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="a released reference checkpoint (local .safetensors or Hub file): skip training, run it")
     parser.add_argument("--base-model", default=None, metavar="DIR_OR_ID",
                         help="FLUX.1 Kontext base for the parts the model leaves out (default for "
-                             "--reference-checkpoint: black-forest-labs/FLUX.1-Kontext-dev)")
+                             f"--reference-checkpoint: {DEFAULT_BASE_MODEL})")
     parser.add_argument("--processing-resolution", type=int, default=None,
                         help="longest side for the photographs (default: 128 for the tiny models, the model's otherwise)")
     parser.add_argument("--quick", action="store_true", help="minimal sizes and steps (for tests)")

@@ -12,12 +12,12 @@ Quick use::
 from .points import POINT_PROTOCOL, oracle_points
 from .predictors import FunctionPredictor, PipelinePredictor, SavedPredictions, as_predictor
 from .protocols import DATASETS, DISPLAY_NAMES, PROTOCOL_NAMES, Protocol, make_protocol, resolve_alignment
-from .registry import READERS, get_reader
+from .registry import BENCHMARK_READERS, get_reader
 from .report import paper_table, results_markdown
 from .runner import EvaluationResult, evaluate_benchmark
 
 __all__ = [
-    "DATASETS", "DISPLAY_NAMES", "POINT_PROTOCOL", "PROTOCOL_NAMES", "READERS", "EvaluationResult",
+    "BENCHMARK_READERS", "DATASETS", "DISPLAY_NAMES", "POINT_PROTOCOL", "PROTOCOL_NAMES", "EvaluationResult",
     "FunctionPredictor", "PipelinePredictor", "Protocol", "SavedPredictions", "as_predictor", "evaluate_benchmark",
     "get_reader", "make_protocol", "oracle_points", "paper_table", "resolve_alignment", "results_markdown",
 ]

@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass
 
 PROTOCOL_NAMES = ("marigold", "edit2perceive")
-TASKS = ("depth", "normal", "matting")
+#: the benchmarks of each task (keys: the task names of edit2perceive.tasks.TASKS)
 DATASETS = {
     "depth": ("nyuv2", "kitti", "eth3d", "scannet", "diode"),
     "normal": ("nyuv2", "scannet", "ibims", "diode"),
@@ -97,8 +97,8 @@ class Protocol:
 
 
 def canonical_dataset(task: str, dataset: str) -> str:
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    if task not in DATASETS:
+        raise ValueError(f"task must be one of {tuple(DATASETS)}, got {task!r}")
     key = ALIASES.get(dataset.lower(), dataset.lower())
     if key not in DATASETS[task]:
         raise ValueError(f"unknown {task} dataset {dataset!r}; choose one of {DATASETS[task]}")

@@ -1,4 +1,5 @@
-"""Which reader serves which (task, dataset)."""
+"""Which reader serves which (task, dataset): ``BENCHMARK_READERS`` (training-data readers are
+``edit2perceive.data.READERS``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from .matting import MattingReader
 from .normals import NormalsReader
 from .protocols import DATASETS, Protocol
 
-READERS = {
+BENCHMARK_READERS = {
     ("depth", "nyuv2"): NYUv2Depth,
     ("depth", "kitti"): KITTIDepth,
     ("depth", "eth3d"): ETH3DDepth,
@@ -25,4 +26,4 @@ READERS = {
 
 def get_reader(protocol: Protocol, data_dir, split_file=None) -> BenchmarkReader:
     """The reader for the protocol's (task, dataset), listing ``data_dir``."""
-    return READERS[(protocol.task, protocol.dataset)](data_dir, protocol, split_file)
+    return BENCHMARK_READERS[(protocol.task, protocol.dataset)](data_dir, protocol, split_file)

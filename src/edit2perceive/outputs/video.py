@@ -3,9 +3,9 @@
 Frames are read and written with imageio's ffmpeg plugin (``imageio`` + ``imageio-ffmpeg``,
 the ``io`` extra): one frame batch is in memory at a time, never the clip.
 
-Noise: ``"fixed"`` (default) gives every frame the pipeline's fixed-seed noise, the
-training noise, so an unchanged frame gives an unchanged map; ``"fresh"`` draws new noise
-per frame (from ``seed``), for comparison.
+Frame noise (``frame_noise``, the initial noise of each frame): ``"fixed"`` (default) gives
+every frame the pipeline's fixed-seed noise, the training noise, so an unchanged frame gives
+an unchanged map; ``"fresh"`` draws new noise per frame (from ``seed``), for comparison.
 
 Smoothing (:class:`TemporalSmoother`, ``strength`` w in [0, 1), 0 = off) is an exponential
 moving average ``out_t = w * out_{t-1} + (1 - w) * pred_t``; depth is first affine-aligned
@@ -28,7 +28,7 @@ import torch
 from ..io.atomic import FILE_MODE, fsync_path, staging_path
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm")
-NOISE_MODES = ("fixed", "fresh")
+FRAME_NOISE_MODES = ("fixed", "fresh")
 
 
 def is_video(path: str | os.PathLike) -> bool:
@@ -133,14 +133,14 @@ class TemporalSmoother:
         return self.state
 
 
-def predict_frames(pipe, frames: Iterable[np.ndarray], *, noise: str = "fixed", seed: int = 0, smoothing: float = 0.0,
-                   batch_size: int = 1, points=None, **call_kwargs) -> Iterator[np.ndarray]:
+def predict_frames(pipe, frames: Iterable[np.ndarray], *, frame_noise: str = "fixed", seed: int = 0,
+                   smoothing: float = 0.0, batch_size: int = 1, points=None, **call_kwargs) -> Iterator[np.ndarray]:
     """Yield one prediction (numpy, input size) per frame, streaming ``batch_size`` frames
     at a time through ``pipe``. ``points``: matting points used for every frame.
     ``call_kwargs`` go to the pipeline call (e.g. ``processing_resolution``, ``ensemble_size``)."""
-    if noise not in NOISE_MODES:
-        raise ValueError(f"noise must be one of {NOISE_MODES}, got {noise!r}")
-    generator = torch.Generator().manual_seed(int(seed)) if noise == "fresh" else None
+    if frame_noise not in FRAME_NOISE_MODES:
+        raise ValueError(f"frame_noise must be one of {FRAME_NOISE_MODES}, got {frame_noise!r}")
+    generator = torch.Generator().manual_seed(int(seed)) if frame_noise == "fresh" else None
     smoother = TemporalSmoother(pipe.task.name, smoothing)
     batch: list[np.ndarray] = []
 

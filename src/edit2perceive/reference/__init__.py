@@ -8,7 +8,7 @@ conversion to diffusers, and the inference conventions they were trained with.
 
 ``REFERENCE_CONVENTIONS`` are the pipeline config values that reproduce the authors'
 inference (pipelines/flux_image_new.py, inference.py, models/unified_dataset.py); our own
-models keep the pipeline's defaults. Each value and its reason is in the README table.
+models keep the pipeline's defaults. Each value and its reason: docs/released_models.md.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from .convert import (
 )
 from .formats import CheckpointFormatError
 
-#: Pipeline config that reproduces the reference inference (see the README conventions table).
+#: Pipeline config that reproduces the reference inference (docs/released_models.md, "Conventions").
 REFERENCE_CONVENTIONS: dict = {
     "point_map_position_index": 1,  # the point map shares position index 1 with the RGB context
     "noise": "reference",  # one torch.Generator(execution device).manual_seed(seed) per batch

@@ -1,6 +1,6 @@
 """Key layouts of the authors' released checkpoints and their exact inverse to diffusers.
 
-Two formats (see ``docs`` / README "Use the released models"):
+Two formats (see docs/released_models.md):
 
 - **full**: the state dict of DiffSynth's ``FluxDiT``. Double blocks ``blocks.N.*`` fuse
   ``attn.to_q/k/v`` into ``attn.a_to_qkv`` and ``attn.add_q/k/v_proj`` into

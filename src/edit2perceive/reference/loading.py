@@ -12,23 +12,22 @@ from ..core.base_model import (
     load_base_component,
     recorded_base,
 )
+from ..tasks import TASKS
 from .convert import checkpoint_format, load_reference_lora, load_reference_transformer, resolve_checkpoint
-
-TASK_NAMES = ("depth", "normal", "matting")
 
 
 def task_from_filename(path: str, task: str | None = None) -> str:
     """``depth`` / ``normal`` / ``matting`` from a released file name (``depth_lora.safetensors``);
     a given ``task`` must not contradict a file name that names another task."""
     name = os.path.basename(os.fspath(path)).lower()
-    found = [t for t in TASK_NAMES if t in name]
+    found = [t for t in TASKS if t in name]
     if task is not None:
         if len(found) == 1 and found[0] != task:
             raise ValueError(f"{path}: the file name says task {found[0]!r}, not {task!r} "
                              "(rename the file if it really holds another task)")
         return task
     if len(found) != 1:
-        raise ValueError(f"{path}: cannot tell the task from the file name; pass task='depth'|'normal'|'matting'")
+        raise ValueError(f"{path}: cannot tell the task from the file name; pass task= one of {tuple(TASKS)}")
     return found[0]
 
 

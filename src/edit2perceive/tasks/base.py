@@ -78,6 +78,8 @@ class Task(ABC):
     num_context_images: int = 1
     #: metric function in :mod:`edit2perceive.metrics` that evaluates this task
     metric: str
+    #: the constructor's options, stored as attributes of the same names (see ``config``)
+    config_fields: tuple[str, ...] = ()
 
     @abstractmethod
     def encode_target(self, target: np.ndarray, valid_mask: np.ndarray | None = None) -> EncodedTarget:
@@ -104,7 +106,7 @@ class Task(ABC):
 
     def config(self) -> dict:
         """JSON-serializable options that reconstruct this task with :func:`get_task`."""
-        return {"name": self.name}
+        return {"name": self.name, **{k: getattr(self, k) for k in self.config_fields}}
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "name")

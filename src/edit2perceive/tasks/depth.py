@@ -24,31 +24,28 @@ import torch
 from .base import EncodedTarget, Task, as_valid_mask
 
 DEPTH_PROMPT = "Transform to depth map while maintaining original composition"
-DEPTH_ENCODINGS = ("sqrt", "uniform", "log", "disparity")
+#: encoding -> (g: depth -> encoded, its inverse)
+_ENCODINGS = {
+    "sqrt": (np.sqrt, np.square),
+    "uniform": (lambda d: d, lambda s: s),
+    "log": (np.log, np.exp),
+    "disparity": (lambda d: 1.0 / d, lambda s: 1.0 / s),
+}
+DEPTH_ENCODINGS = tuple(_ENCODINGS)
+
+
+def _encoding(encoding: str) -> tuple:
+    if encoding not in _ENCODINGS:
+        raise ValueError(f"depth encoding must be one of {DEPTH_ENCODINGS}, got {encoding!r}")
+    return _ENCODINGS[encoding]
 
 
 def _forward(depth: np.ndarray, encoding: str) -> np.ndarray:
-    if encoding == "sqrt":
-        return np.sqrt(depth)
-    if encoding == "uniform":
-        return depth
-    if encoding == "log":
-        return np.log(depth)
-    if encoding == "disparity":
-        return 1.0 / depth
-    raise ValueError(f"depth encoding must be one of {DEPTH_ENCODINGS}, got {encoding!r}")
+    return _encoding(encoding)[0](depth)
 
 
 def _inverse(s: np.ndarray, encoding: str) -> np.ndarray:
-    if encoding == "sqrt":
-        return np.square(s)
-    if encoding == "uniform":
-        return s
-    if encoding == "log":
-        return np.exp(s)
-    if encoding == "disparity":
-        return 1.0 / s
-    raise ValueError(f"depth encoding must be one of {DEPTH_ENCODINGS}, got {encoding!r}")
+    return _encoding(encoding)[1](s)
 
 
 def scale_shift_invariant_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -87,23 +84,16 @@ class DepthTask(Task):
     target_key = "depth"
     prompt = DEPTH_PROMPT
     metric = "depth_metrics"
+    config_fields = ("encoding", "lower_percentile", "upper_percentile")
 
     def __init__(self, encoding: str = "sqrt", lower_percentile: float = 2.0, upper_percentile: float = 98.0):
-        if encoding not in DEPTH_ENCODINGS:
-            raise ValueError(f"depth encoding must be one of {DEPTH_ENCODINGS}, got {encoding!r}")
+        _encoding(encoding)
         if not 0 <= lower_percentile < upper_percentile <= 100:
             raise ValueError(f"need 0 <= lower < upper <= 100, got {lower_percentile}, {upper_percentile}")
         self.encoding = encoding
         self.lower_percentile = float(lower_percentile)
         self.upper_percentile = float(upper_percentile)
 
-    def config(self) -> dict:
-        return {
-            "name": self.name,
-            "encoding": self.encoding,
-            "lower_percentile": self.lower_percentile,
-            "upper_percentile": self.upper_percentile,
-        }
 
     # -- encoding ---------------------------------------------------------------------
     def valid_depth_mask(self, depth: np.ndarray, valid_mask=None) -> np.ndarray:

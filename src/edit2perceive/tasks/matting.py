@@ -139,20 +139,13 @@ class MattingTask(Task):
     target_key = "alpha"
     prompt = MATTING_PROMPT
     metric = "matting_metrics"
+    config_fields = ("binarize", "max_points", "point_threshold")
     num_context_images = 2
 
     def __init__(self, binarize: bool = False, max_points: int = 10, point_threshold: float = 0.8):
         self.binarize = bool(binarize)
         self.max_points = int(max_points)
         self.point_threshold = float(point_threshold)
-
-    def config(self) -> dict:
-        return {
-            "name": self.name,
-            "binarize": self.binarize,
-            "max_points": self.max_points,
-            "point_threshold": self.point_threshold,
-        }
 
     def encode_target(self, target: np.ndarray, valid_mask=None) -> EncodedTarget:
         alpha = np.asarray(target, dtype=np.float32)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from transformers import TrainingArguments
 
 from ..core.flow import ANNEAL_MODES, DEFAULT_NOISE_SEED, SIGMA_SAMPLING_MODES
+from ..tasks import TASKS
 from ..tasks.depth import DEPTH_ENCODINGS
 from .precision import BF16_UPDATES
 
@@ -170,8 +171,8 @@ class Edit2PerceiveTrainingArguments(TrainingArguments):
         return {}
 
     def __post_init__(self):
-        if self.task not in ("depth", "normal", "matting"):
-            raise ValueError(f"task must be depth, normal or matting, got {self.task!r}")
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {tuple(TASKS)}, got {self.task!r}")
         if self.master_weights not in MASTER_WEIGHTS:
             raise ValueError(f"master_weights must be one of {MASTER_WEIGHTS}, got {self.master_weights!r}")
         if self.master_weights == "auto":

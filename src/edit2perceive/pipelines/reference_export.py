@@ -25,7 +25,7 @@ from ..core.base_model import (
     load_base_component,
     recorded_base,
 )
-from .convert import (
+from ..reference.convert import (
     DEFAULT_MAX_SHARD_BYTES,
     REFERENCE_REPO,
     checkpoint_format,
@@ -35,7 +35,7 @@ from .convert import (
     save_reference_transformer,
     transformer_plan,
 )
-from .loading import task_from_filename
+from ..reference.loading import task_from_filename
 
 CREDIT = (
     "Weights by the Edit2Perceive authors, released as `{file}` in "
@@ -53,7 +53,7 @@ def conventions_markdown(config: dict) -> str:
 ## Inference conventions
 
 The released model was trained and evaluated with the reference code's conventions; this
-pipeline's config reproduces them (see the edit2perceive README, "Use the released models"):
+pipeline's config reproduces them (see edit2perceive's docs/released_models.md):
 
 | config | value |
 |---|---|
@@ -93,11 +93,11 @@ def convert_reference_checkpoint(checkpoint: str, output_dir: str | os.PathLike,
     """
     import torch
 
-    from .. import Edit2PerceivePipeline
     from ..core.prompts import encode_prompt
     from ..hub import export_staging
+    from ..reference import REFERENCE_CONVENTIONS
     from ..tasks import get_task
-    from . import REFERENCE_CONVENTIONS
+    from .pipeline import Edit2PerceivePipeline
 
     hub = hub_kwargs(hub)
     file = resolve_checkpoint(checkpoint, **hub)
