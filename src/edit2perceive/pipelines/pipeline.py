@@ -51,8 +51,9 @@ class Edit2PerceivePipelineOutput(BaseOutput):
     Args:
         prediction: depth ``N x H x W`` in [0, 1] (affine-invariant, in the task's encoding
             space); normal ``N x H x W x 3`` unit vectors (x right, y up, z toward the viewer);
-            matting ``N x H x W`` alpha in [0, 1]. numpy or torch per ``output_type``. When
-            inputs of different sizes are matched back to their own resolution, a list.
+            matting ``N x H x W`` alpha in [0, 1] (``output_type="np"``); ``"pt"`` gives torch
+            tensors channels-first, as diffusers' Marigold: ``N x 1 x H x W`` / ``N x 3 x H x W``.
+            When inputs of different sizes are matched back to their own resolution, a list.
         latent: ``N x C x h x w`` final latents before decoding (unpacked), at the
             processing resolution (a list when sizes differ). With an ensemble: those of
             member 0 (the plain prediction).
