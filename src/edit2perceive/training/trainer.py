@@ -260,10 +260,14 @@ class Edit2PerceiveTrainer(Trainer):
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         """The loss and the task's metric of one eval batch (no predictions are gathered)."""
         inputs = self._prepare_inputs(inputs)
-        with torch.no_grad():
-            loss = self.compute_loss(model, inputs).detach()
-            for k, v in self.eval_metrics(model, inputs).items():
-                self._metrics["eval"][k].extend(v)
+        evaluating, self.evaluating = self.evaluating, True  # also under predict(): never training's stream
+        try:
+            with torch.no_grad():
+                loss = self.compute_loss(model, inputs).detach()
+                for k, v in self.eval_metrics(model, inputs).items():
+                    self._metrics["eval"][k].extend(v)
+        finally:
+            self.evaluating = evaluating
         return loss, None, None
 
     def eval_metrics(self, model, inputs: dict) -> dict[str, list[float]]:
