@@ -30,7 +30,7 @@ class ModelOptions:
     """How to load the model: the keywords of :func:`edit2perceive.pipelines.loading.load_pipeline`
     beyond the model, task and device."""
 
-    base_model: str | None = DEFAULT_BASE_MODEL
+    base_model: str | None = None  # None: the base the model records (reference checkpoints: DEFAULT_BASE_MODEL)
     reference_checkpoint: str | None = None
     offload: bool = False
     quantize: str | None = None

@@ -1,19 +1,16 @@
 """The base model's parts (FLUX.1 Kontext-dev): loading them, quantization, completion.
 
-Every pipeline records its base model (a Hub id or folder in ``FluxKontextPipeline`` layout,
-and the revision when known) in its config (``base_model``, ``base_model_revision``) whenever
-it is known: trained from a base, ``from_reference_checkpoint``, ``e2p convert``. Full models
-are saved with their VAE, so they load alone; LoRA models hold only the adapter and name
-their base, which ``from_pretrained`` loads the rest from, component by component:
-``vae/``, ``transformer/``, ``text_encoder/`` (CLIP), ``tokenizer/``, ``text_encoder_2/``
-(T5), ``tokenizer_2/``. The text encoders are needed only without a prompt cache.
+Pipeline configs record their base (``base_model``, ``base_model_revision``: a Hub id or a
+``FluxKontextPipeline``-layout folder) whenever it is known. Full models are saved with their
+VAE; LoRA models hold the adapter and name their base, from which ``from_pretrained`` loads
+the rest: ``vae/``, ``transformer/``, and the text encoders only without a prompt cache
+(see docs/sharing.md).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 
 import torch
 
@@ -114,6 +111,8 @@ def copy_base_component(base_model: str, name: str, dest: str | os.PathLike, *, 
                         **hub) -> None:
     """Copy the base's ``name/`` folder (config and safetensors weights, byte for byte, no
     pickle files) to ``dest``: a local folder or a Hub snapshot."""
+    import shutil
+
     patterns = (f"{name}/*.json", f"{name}/*.safetensors")
     if os.path.isdir(base_model):
         src = os.path.join(base_model, name)
