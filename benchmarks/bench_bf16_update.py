@@ -3,8 +3,8 @@
     nice python -m benchmarks.bench_bf16_update [--steps 200] [--lr 3e-4]
 
 The tiny depth model (tiny_run's data, VAE fit and schedule, constant learning rate) trained
-four ways: fp32 master weights; bf16 weights and gradients with round-to-nearest updates (the
-reference's pure bf16); with stochastic rounding; with Kahan compensation. Reports the held-out
+four ways: fp32 master weights (the reference's numerics, under DeepSpeed ZeRO-2); bf16 weights and
+gradients with round-to-nearest updates (plain bf16 AdamW); with stochastic rounding; with Kahan compensation. Reports the held-out
 synthetic AbsRel / delta1 and the mean fraction of parameter updates that round-to-nearest
 would lose ("vanished", measured by the wrapper at every step; fp32 has none). A second table
 gives the vanished fraction of the first steps at several learning rates, the paper's 3e-5

@@ -114,9 +114,8 @@ def test_multires_noise_unit_variance_and_annealing():
     assert out.shape == base.shape
     # sigma = 0 -> strength 0 -> the base noise, bit for bit
     assert torch.equal(out[0], base[0])
-    # every sample is renormalized to unit standard deviation
-    stds = out.flatten(1).std(dim=1)
-    assert torch.allclose(stds[1:], torch.ones(4), atol=1e-5)
+    # renormalized to unit standard deviation over the batch (Marigold's), samples with s > 0
+    assert out[1:].std().item() == pytest.approx(1.0, abs=1e-5)
     # annealing: the share of low-frequency energy grows with sigma, and correlation with the
     # base noise falls
     low = [_lowpass_energy(out[i : i + 1]) for i in range(5)]
@@ -191,6 +190,9 @@ def test_sigma_below_one_anneal_is_marigold_below_one_and_off_at_one():
     below, marigold = run("sigma_below_one"), run("sigma")
     assert torch.equal(below[0], base[0])  # sigma = 1: exactly the inference noise
     assert not torch.equal(marigold[0], base[0])
-    torch.testing.assert_close(below[1:], marigold[1:])  # sigma < 1: Marigold's annealing, same draws
+    # sigma < 1: Marigold's annealing with the same draws; only the batch's renormalisation differs
+    # (over the samples with s > 0), so the two are proportional
+    ratio = below[1:] / marigold[1:]
+    torch.testing.assert_close(ratio, torch.full_like(ratio, ratio.mean().item()), rtol=1e-4, atol=1e-4)
     s = flow.multires_strength(torch.tensor([0.0, 0.5, 0.999, 1.0]), 0.9, "sigma_below_one")
     assert s.tolist() == pytest.approx([0.0, 0.45, 0.9 * 0.999, 0.0])

@@ -270,7 +270,7 @@ def test_sigma_schedule_config_sets_the_multi_step_grid(tiny_components, tmp_pat
     pipe = Edit2PerceivePipeline(**tiny_components, task="depth", sigma_schedule=schedule)
     pipe.save_pretrained(tmp_path / "p")
     loaded = Edit2PerceivePipeline.from_pretrained(tmp_path / "p", **{k: tiny_components[k] for k in ("vae",)})
-    assert loaded.config.sigma_schedule == schedule
+    assert loaded.conventions.sigma_schedule == schedule
     seen = []
 
     def fake_velocity(transformer, x, sigma, *args, **kwargs):

@@ -12,6 +12,7 @@ from PIL import Image
 
 from edit2perceive import Edit2PerceivePipeline, flow
 from edit2perceive.io.images import load_rgb_inputs
+from edit2perceive.pipelines import Conventions
 from edit2perceive.reference import REFERENCE_CONVENTIONS
 from edit2perceive.tasks.matting import point_map_image, render_reference_point_map
 
@@ -73,7 +74,7 @@ def test_single_step_factor_is_the_references():
     last = reference_last_sigma()
     assert abs(flow.reference_single_step_sigma() - last) < 1e-6
     assert abs((1 - last) - 0.99107) < 1e-5  # the factor on v: about 0.9911
-    assert REFERENCE_CONVENTIONS["single_step_final_sigma"] == flow.reference_single_step_sigma()
+    assert REFERENCE_CONVENTIONS["conventions"]["single_step_final_sigma"] == flow.reference_single_step_sigma()
 
 
 def test_reference_noise_is_one_seeded_draw_per_batch(ref_matting, tiny_components):
@@ -151,8 +152,11 @@ def test_reference_point_map_is_gaussian_filtered_deltas():
     np.testing.assert_allclose(img3[1].numpy(), both * 2 - 1, atol=1e-7)
 
 
-def test_pipeline_draws_the_reference_map_at_the_processing_size(ref_matting):
+def test_pipeline_draws_the_reference_map_at_the_processing_size(tiny_components):
     from edit2perceive import modeling
+
+    ref_matting = Edit2PerceivePipeline(**tiny_components, task="matting",
+                                        **{**REFERENCE_CONVENTIONS, "point_map": "reference", "point_map_sigma": 20.0})
 
     img = image()  # 50 x 70 -> stretched to 64 x 64; (35, 25) -> ((35.5) * 64/70 - .5, (25.5) * 64/50 - .5)
     contexts = ref_matting.prepare_contexts(load_rgb_inputs(img), [np.array([(35.0, 25.0)])], (64, 64))
@@ -180,8 +184,9 @@ def test_stretch_and_keep_aspect(ref_matting, tiny_components):
 def test_conventions_survive_save_and_load(ref_matting, tmp_path):
     ref_matting.save_pretrained(tmp_path / "m")
     loaded = Edit2PerceivePipeline.from_pretrained(tmp_path / "m")
-    for key, value in REFERENCE_CONVENTIONS.items():
-        assert loaded.config[key] == value, key
+    assert loaded.conventions == Conventions.reference() == Conventions(**REFERENCE_CONVENTIONS["conventions"])
+    for key in ("noise_seed", "default_processing_resolution", "guidance"):
+        assert loaded.config[key] == REFERENCE_CONVENTIONS[key], key
 
 
 def test_bad_convention_values(tiny_components):
@@ -193,10 +198,11 @@ def test_bad_convention_values(tiny_components):
 
 def test_default_conventions_are_ours(tiny_components):
     pipe = Edit2PerceivePipeline(**tiny_components, task="matting")
-    assert (pipe.config.point_map_position_index, pipe.config.noise, pipe.config.single_step_final_sigma,
-            pipe.config.point_map, pipe.config.resize_mode, pipe.config.timestep_embedding) == (
-        2, "fixed", 0.0, "gaussian", "keep_aspect", "diffusers")
-    assert math.isclose(REFERENCE_CONVENTIONS["single_step_final_sigma"], 0.008929, abs_tol=1e-6)
+    c = pipe.conventions
+    assert (c.point_map_position_index, c.noise, c.single_step_final_sigma, c.point_map, c.resize_mode,
+            c.timestep_embedding, c.sigma_schedule, c.resize_filter, c.decode_clip) == (
+        2, "fixed", 0.0, "gaussian", "keep_aspect", "diffusers", "linear", "antialias", "after_mean")
+    assert math.isclose(REFERENCE_CONVENTIONS["conventions"]["single_step_final_sigma"], 0.008929, abs_tol=1e-6)
 
 
 def test_separable_map_equals_scipys_2d_filter():

@@ -73,8 +73,9 @@ def test_full_checkpoint_pipeline(files, base_dir, tiny_components, photo):
     pipe.set_progress_bar_config(disable=True)
     assert pipe.task.name == "depth"  # from the file name
     assert all(getattr(pipe, n) is None for n in TEXT_PARTS) and pipe.prompt_cache is not None
-    for key, value in REFERENCE_CONVENTIONS.items():
-        assert pipe.config[key] == value, key
+    assert pipe.conventions.to_dict() == REFERENCE_CONVENTIONS["conventions"]
+    for key in ("noise_seed", "default_processing_resolution", "guidance"):
+        assert pipe.config[key] == REFERENCE_CONVENTIONS[key], key
     for key, value in tiny_components["transformer"].state_dict().items():
         assert torch.equal(pipe.transformer.state_dict()[key], value), key
     want = _reference_pipe(tiny_components, "depth")(Image.open(photo), processing_resolution=64).prediction
@@ -123,7 +124,7 @@ def test_convert_command_then_from_pretrained_and_push(kind, task, files, base_d
     index = json.loads((out / "model_index.json").read_text())
     assert (index["vae"] == [None, None]) == (kind == "lora") and index["text_encoder"] == [None, None]
     assert index["base_model"] == str(base_dir)  # recorded: from_pretrained(out) alone finds the rest
-    assert index["single_step_final_sigma"] == REFERENCE_CONVENTIONS["single_step_final_sigma"]
+    assert index["conventions"]["single_step_final_sigma"] == REFERENCE_CONVENTIONS["conventions"]["single_step_final_sigma"]
     card = (out / "README.md").read_text()
     assert "Edit2Perceive authors" in card and "single_step_final_sigma" in card and "Seq2Tri/Edit2Perceive" in card
     if kind == "full":
@@ -254,7 +255,7 @@ def test_app_takes_released_checkpoints(files, base_dir):
     app = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(app)
     pipes = app.load_pipelines({"matting": files["lora"]}, base_model=str(base_dir))
-    assert pipes["matting"].config.resize_mode == "stretch" and "default" in pipes["matting"].transformer.peft_config
+    assert pipes["matting"].conventions.resize_mode == "stretch" and "default" in pipes["matting"].transformer.peft_config
 
 
 def test_hub_file_goes_through_huggingface_hub(files, base_dir):

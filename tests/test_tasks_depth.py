@@ -45,7 +45,7 @@ def test_disparity_inverts_order_and_others_preserve_it():
     assert np.all(np.diff(y) <= 0)
 
 
-def test_invalid_pixels_are_excluded_and_zero():
+def test_invalid_pixels_are_excluded_from_the_percentiles():
     rng = np.random.default_rng(1)
     depth = rng.uniform(1, 5, size=(16, 16))
     valid = rng.random((16, 16)) > 0.3
@@ -57,7 +57,7 @@ def test_invalid_pixels_are_excluded_and_zero():
     assert enc.stats["p_lo"] == ref_stats[0] and enc.stats["p_hi"] == ref_stats[1]
     assert enc.image.shape == (3, 16, 16)
     assert torch.equal(enc.mask, torch.from_numpy(valid))
-    assert (enc.image[:, ~enc.mask] == 0).all()
+    assert (enc.image[:, ~enc.mask] == 1).all()  # masked but measured (1e6 m): the clipped value, far
     np.testing.assert_allclose(enc.image[0].numpy()[valid], ref[valid])
 
 
@@ -153,6 +153,30 @@ def test_pixel_loss_uses_three_channel_images():
     assert task.pixel_loss(target * 0.3 - 0.2, target, enc.mask.unsqueeze(0)).item() == pytest.approx(0, abs=1e-5)
 
 
+def test_invalid_pixels_sky_is_far_and_holes_follow_hole_fill():
+    """Virtual KITTI: sky is 655.35 m, masked by the valid range (< 80 m); the reference keeps the
+    clipped normalised value there (far); holes (0 / NaN) are mid-range or, like the reference, near."""
+    import numpy as np
+
+    from edit2perceive.tasks import get_task
+
+    depth = np.array([[1.0, 4.0, 9.0, 655.35], [0.0, np.nan, np.inf, 4.0]])
+    valid = np.isfinite(depth) & (depth > 0.1) & (depth < 80.0)
+    lo, hi = np.percentile(np.sqrt([1.0, 4.0, 9.0, 4.0]), [2, 98])
+    inside = np.clip((np.sqrt([1.0, 4.0, 9.0]) - lo) / (hi - lo) * 2 - 1, -1, 1)
+    for fill, hole in (("zero", 0.0), ("near", -1.0)):
+        y, mask, _ = get_task("depth", hole_fill=fill).encode_depth(depth, valid)
+        np.testing.assert_allclose(y[0, :3], inside, atol=1e-6)
+        assert y[0, 3] == 1.0 and y[1, 2] == 1.0  # sky and +inf: far
+        assert y[1, 0] == y[1, 1] == hole
+        assert mask.tolist() == valid.tolist()
+    y, _, _ = get_task("depth", encoding="disparity", hole_fill="near").encode_depth(depth, valid)
+    assert y[0, 3] == -1.0 and y[1, 0] == 1.0  # disparity: far is low, near is high
+    assert get_task("depth").config()["hole_fill"] == "zero"
+    with pytest.raises(ValueError, match="hole_fill"):
+        get_task("depth", hole_fill="far")
+
+
 def test_task_configs_name_every_option_and_rebuild_the_task():
     import json
 
@@ -160,7 +184,7 @@ def test_task_configs_name_every_option_and_rebuild_the_task():
 
     depth = get_task("depth", encoding="log", lower_percentile=5, upper_percentile=95)
     assert json.dumps(depth.config()) == ('{"name": "depth", "encoding": "log", "lower_percentile": 5.0, '
-                                          '"upper_percentile": 95.0}')
+                                          '"upper_percentile": 95.0, "hole_fill": "zero"}')
     matting = get_task("matting", binarize=True, max_points=3, point_threshold=0.9)
     assert matting.config() == {"name": "matting", "binarize": True, "max_points": 3, "point_threshold": 0.9}
     assert get_task("normal").config() == {"name": "normal"}

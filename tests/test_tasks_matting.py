@@ -68,7 +68,9 @@ def test_render_point_map_values():
     two = render_point_map([(10, 5), (12, 5)], 20, 30, sigma=2.0)
     assert two[5, 12] == pytest.approx(1.0) and two[5, 11] == pytest.approx(np.exp(-1 / 8), rel=1e-6)  # max
     assert render_point_map([], 4, 4).max() == 0
-    assert point_sigma(768, 512) == 20.0 and point_sigma(96, 64) == 2.5
+    # a fraction of the side: the reference trains at 512 x 512 with sigma 20 px (3.9 %)
+    assert point_sigma(512, 512) == 20.0 and point_sigma(300, 512) == 20.0
+    assert point_sigma(768, 512) == 30.0 and point_sigma(96, 64) == 3.75
     with pytest.raises(ValueError, match="outside"):
         render_point_map([(30, 5)], 20, 30)
     img = point_map_image(pm)

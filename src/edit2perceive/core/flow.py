@@ -213,14 +213,23 @@ def multi_resolution_noise(
     generator: torch.Generator | None = None,
     downscale_range: tuple[float, float] = (2.0, 4.0),
 ) -> torch.Tensor:
-    """Annealed multi-resolution (pyramid) noise on top of ``noise`` (training only).
+    """Annealed multi-resolution (pyramid) noise on top of ``noise`` (training only): Marigold's
+    construction (its ``multi_res_noise_like``, which the reference trains with), exactly.
 
-    ``noise`` is level 0 (usually the fixed base noise). Each further level ``i`` (up to
-    ``levels - 1`` of them) draws fresh Gaussian noise at ``(h, w) / r_i**i`` with a random
-    factor ``r_i`` in ``downscale_range``, upsamples it bilinearly and adds it with weight
-    ``s**i``, where ``s = multires_strength(sigma, strength, anneal)`` per sample. The sum is
-    renormalized to unit standard deviation per sample. Samples with ``s = 0`` are returned
-    unchanged (bit-exact). Levels stop once the coarse grid reaches 1 pixel.
+    ``noise`` (``B x C x H x W``, usually the fixed base noise) is the first full-resolution
+    draw. Then for ``i = 0 .. levels - 1``: a factor ``r_i = lo + (hi - lo) * U[0, 1)`` (one
+    ``torch.rand(1)`` from ``generator``), the grid shrinks by ``r_i ** i`` *compounding*
+    (``h_i = int(h_{i-1} / r_i ** i)``, so level 0 is a second full-resolution level and level
+    ``i`` has side ``h / (r_1 r_2^2 ... r_i^i)``), fresh Gaussian noise at that size (``torch.randn``
+    from ``generator``) upsampled bilinearly (``align_corners=False``) and added with weight
+    ``s ** i``, where ``s = multires_strength(sigma, strength, anneal)`` per sample; stop after the
+    level whose grid reaches one pixel along a side. The sum is divided by its standard deviation
+    over the whole batch (Marigold's per-batch renormalisation), taken over the samples with
+    ``s > 0``; samples with ``s = 0`` are returned unchanged (bit-exact: this project's annealing
+    options switch the pyramid off there). With ``anneal="sigma"`` and ``noise`` drawn as
+    ``torch.randn(shape, generator=g)``, this equals ``multi_res_noise_like(x, 0.9 * sigma, generator=g)``.
+    Draw a fresh ``generator`` state each step (the reference re-seeds it on every call, so its
+    pyramid is the same every step; not copied).
     """
     if noise.ndim != 4:
         raise ValueError(f"noise must be B x C x H x W, got shape {tuple(noise.shape)}")
@@ -230,17 +239,20 @@ def multi_resolution_noise(
     s = multires_strength(sigma.to(torch.float32), strength, anneal).to(noise.device)
     lo, hi = downscale_range
     out = noise.to(torch.float32).clone()
-    for i in range(1, levels):
-        r = lo + (hi - lo) * torch.rand((), generator=generator).item()
-        size = (max(1, int(h / r**i)), max(1, int(w / r**i)))
-        coarse = torch.randn((b, c, *size), generator=generator).to(out.device)
+    gh, gw = h, w
+    for i in range(levels):
+        r = torch.rand(1, generator=generator) * (hi - lo) + lo
+        gh, gw = max(1, int(gh / (r**i))), max(1, int(gw / (r**i)))
+        coarse = torch.randn((b, c, gh, gw), generator=generator).to(out.device)
         up = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
         out = out + up * (s**i).view(b, 1, 1, 1)
-        if size == (1, 1):
+        if gh == 1 or gw == 1:
             break
-    out = out / out.flatten(1).std(dim=1).view(b, 1, 1, 1)
-    keep = (s == 0).view(b, 1, 1, 1)
-    return torch.where(keep, noise.to(torch.float32), out).to(noise.dtype)
+    keep = s == 0
+    if bool(keep.all()):
+        return noise
+    out = out / out[~keep].std()
+    return torch.where(keep.view(b, 1, 1, 1), noise.to(torch.float32), out).to(noise.dtype)
 
 
 SIGMA_SAMPLING_MODES = ("one_and_uniform", "uniform", "logit_normal", "one")

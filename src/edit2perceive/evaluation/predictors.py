@@ -88,12 +88,21 @@ class PipelinePredictor:
     def depth_encoding(self) -> str | None:
         return getattr(self.pipe.task, "encoding", None) if self.task == "depth" else None
 
+    @property
+    def point_protocol(self) -> str:
+        """The matting benchmark prompt of the model's conventions (``"ours"`` / ``"reference"``)."""
+        return self.pipe.conventions.benchmark_points if self.task == "matting" else "ours"
+
     def predict(self, sample: Sample, points) -> np.ndarray:
+        """``points``: a list of ``(x, y)`` or a ``PointMap`` (the reference benchmark prompt)."""
         import PIL.Image
 
+        from edit2perceive.pipelines import PointMap
+
         image = PIL.Image.fromarray(sample.load_rgb())
-        out = self.pipe(image, points=[list(points)] if points else None,
-                        processing_resolution=self.processing_resolution, output_type="np")
+        prompt = {"point_maps": [points]} if isinstance(points, PointMap) else {
+            "points": [list(points)] if points else None}
+        out = self.pipe(image, **prompt, processing_resolution=self.processing_resolution, output_type="np")
         return np.asarray(out.prediction[0])
 
     def describe(self) -> dict:

@@ -47,7 +47,7 @@ from edit2perceive.metrics import (
 from edit2perceive.metrics._inputs import squeeze_leading
 
 from ..io.atomic import publish_folder, staging_path
-from .points import POINT_PROTOCOL, oracle_points
+from .points import POINT_PROTOCOL, REFERENCE_POINT_PROTOCOL, oracle_points, reference_point_map
 from .predictors import as_predictor
 from .protocols import DISPLAY_NAMES, EXPECTED_COUNTS, Protocol, make_protocol, resolve_alignment
 from .registry import get_reader
@@ -179,6 +179,12 @@ def evaluate_benchmark(
     return EvaluationResult(result.summary, result.rows, out)
 
 
+def point_protocol(predictor) -> str:
+    """``"reference"`` for a predictor whose model has the reference conventions (the authors'
+    benchmark prompt, :func:`reference_point_map`), else ``"ours"`` (:func:`oracle_points`)."""
+    return getattr(predictor, "point_protocol", "ours")
+
+
 def _run(task, proto, reader, predictor, entries, alignment, acc, columns, out, rank, world, is_main, accelerator,
          max_samples, split_file, method, data_dir, progress) -> EvaluationResult:
     """The evaluation loop; files go to ``out`` (the staging folder) on the main process."""
@@ -189,12 +195,20 @@ def _run(task, proto, reader, predictor, entries, alignment, acc, columns, out, 
     rows: list[dict] = []
     start = time.perf_counter()
     mine = entries[rank::world]
+    reference_points = task == "matting" and point_protocol(predictor) == "reference"
     for entry in tqdm(mine, desc=f"{DISPLAY_NAMES[proto.dataset]} {task}", unit="image", disable=not (progress and is_main)):
         sample = reader.load(entry)
-        points, fallback = None, None
-        if task == "matting":
+        points, fallback, prompt = None, None, None
+        if reference_points:
+            from edit2perceive.pipelines import PointMap
+
+            values, points, fallback = reference_point_map(sample.target, proto.num_points, proto.point_threshold,
+                                                           proto.point_seed)
+            prompt = PointMap(values)
+        elif task == "matting":
             points, fallback = oracle_points(sample.target, proto.num_points, proto.point_threshold, proto.point_seed)
-        pred = _prediction(predictor.predict(sample, points), task, sample.sample_id)
+            prompt = points
+        pred = _prediction(predictor.predict(sample, prompt), task, sample.sample_id)
         where = str(predictor.path_for(sample.sample_id)) if hasattr(predictor, "path_for") else sample.sample_id
         _check_shape(pred, sample.target, f"sample {where}")
         try:
@@ -239,7 +253,8 @@ def _summary(proto, reader, predictor, acc, rows, alignment, entries, max_sample
         protocol["alignment"] = alignment if alignment is not None else "none"
         protocol["alignment_requested"] = proto.alignment
     if proto.task == "matting":
-        protocol["points"] = POINT_PROTOCOL.format(n=proto.num_points, t=proto.point_threshold, seed=proto.point_seed)
+        text = REFERENCE_POINT_PROTOCOL if point_protocol(predictor) == "reference" else POINT_PROTOCOL
+        protocol["points"] = text.format(n=proto.num_points, t=proto.point_threshold, seed=proto.point_seed)
     described = predictor.describe()
     statuses = [r["status"] for r in rows]
     summary = {

@@ -31,14 +31,12 @@ from ..core import flow, modeling
 from ..core.prompts import DEFAULT_MAX_SEQUENCE_LENGTH, PromptCache, encode_prompt
 from ..io.images import load_rgb_inputs
 from ..tasks import Task, get_task
-from ..tasks.matting import point_map_image, render_point_map, render_reference_point_map
+from ..tasks.matting import click_point_map, point_map_image, render_point_map, render_reference_point_map
+from .conventions import LEGACY_KEYS, Conventions
 from .ensemble import DEFAULT_AUGMENTATIONS, flip_points, member_resolution, plan_members
 
 LATENT_MULTIPLE = 16  # FLUX.1: 8x VAE downsampling times 2x2 token packing
-NOISE_MODES = ("fixed", "reference")
-POINT_MAP_MODES = ("gaussian", "reference")
-RESIZE_MODES = ("keep_aspect", "stretch")
-TIMESTEP_EMBEDDINGS = ("diffusers", "reference")
+_UNSET = "__unset__"  # a loose convention keyword not given (None is a value of point_map_sigma)
 #: bounds of the call's arguments (beyond them every image would fail or run for hours)
 MAX_INFERENCE_STEPS = 1000
 MAX_PROCESSING_RESOLUTION = 8192
@@ -82,6 +80,14 @@ def processing_size(height: int, width: int, processing_resolution: int, *,
     return snap(height * scale), snap(width * scale)
 
 
+@dataclass(frozen=True)
+class PointMap:
+    """A ready matting point map for one image: ``values`` float32 ``H x W`` in [0, 1] at the
+    input image's size (e.g. the reference benchmark protocol's); stretched to the processing size."""
+
+    values: np.ndarray
+
+
 def scale_points(points, src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> np.ndarray:
     """Map ``(x, y)`` pixel coordinates between image sizes (pixel centres stay centres)."""
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
@@ -104,36 +110,18 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         noise_seed: seed of the fixed base noise (same as in training).
         default_processing_resolution: longest side used when the call does not say.
         max_sequence_length: T5 tokens when the prompt has to be encoded.
-        sigma_schedule: multi-step grid (:func:`edit2perceive.core.flow.inference_sigmas`): ``"linear"``
-            (1 to 0 in equal steps) or ``"shifted"`` (the reference's: ``linspace(1, 0.003/1.002,
-            N)`` shifted by ``3s / (1 + 2s)``, last step to 0; for its N-step tables). One step is
-            ``[1, 0]`` either way. The grid is set by the ``scheduler`` component (FLUX.1's
-            ``FlowMatchEulerDiscreteScheduler`` config when none is given).
+        conventions: a :class:`~edit2perceive.pipelines.conventions.Conventions` (or its dict,
+            or ``"reference"``): noise, N-step grid, point maps, resizing, timestep embedding,
+            decoding. Default ``Conventions()`` (this project's models);
+            ``from_reference_checkpoint`` sets ``Conventions.reference()``. Saved in the config
+            under ``conventions``. The N-step grid is set by the ``scheduler`` component
+            (FLUX.1's ``FlowMatchEulerDiscreteScheduler`` config when none is given).
+        point_map_position_index, noise, single_step_final_sigma, point_map, point_map_sigma,
+            resize_mode, timestep_embedding, sigma_schedule: single conventions given loosely
+            (as configs saved before ``conventions`` hold them); they override ``conventions``.
         base_model: the FLUX.1 Kontext folder or Hub id this model was trained or converted
             from (and ``base_model_revision``, when known); ``from_pretrained`` fills the parts a
             saved folder leaves out (LoRA base transformer, text encoders, an absent VAE) from it.
-
-    Conventions (defaults = this project's models; ``from_reference_checkpoint`` sets the
-    values the released reference models were trained with, see
-    :data:`edit2perceive.reference.REFERENCE_CONVENTIONS`):
-
-        point_map_position_index: position index of the matting point map (ours 2; reference 1,
-            shared with the RGB context).
-        noise: ``"fixed"`` (ours: ``flow.base_noise``, drawn on the CPU, the same for every
-            sample) or ``"reference"`` (``torch.randn`` of the whole batch from
-            ``torch.Generator(execution device).manual_seed(noise_seed)``, float32, then cast
-            to the model dtype; device-dependent, as in the reference).
-        single_step_final_sigma: where the single step ends (ours 0: ``z = eps - v``;
-            reference ``shift(sigma_min)`` = 0.00893: ``z = eps - 0.9911 v``).
-        point_map: ``"gaussian"`` (ours, ``render_point_map``) or ``"reference"``
-            (``render_reference_point_map``).
-        point_map_sigma: Gaussian sigma in px at the processing size (None: ours, 20 px per
-            768 px of the longest side; reference 20).
-        resize_mode: ``"keep_aspect"`` (ours: longest side = processing resolution) or
-            ``"stretch"`` (reference: a square processing resolution x processing resolution).
-        timestep_embedding: ``"diffusers"`` (``FluxTransformer2DModel``'s float32 sinusoid) or
-            ``"reference"`` (DiffSynth's, with bf16-rounded frequencies, which the released
-            models were trained with; see ``modeling.reference_timestep_embedding``).
     """
 
     model_cpu_offload_seq = "text_encoder->text_encoder_2->transformer->vae"
@@ -156,32 +144,23 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         noise_seed: int = flow.DEFAULT_NOISE_SEED,
         default_processing_resolution: int = 768,
         max_sequence_length: int = DEFAULT_MAX_SEQUENCE_LENGTH,
-        point_map_position_index: int = 2,
-        noise: str = "fixed",
-        single_step_final_sigma: float = 0.0,
-        point_map: str = "gaussian",
-        point_map_sigma: float | None = None,
-        resize_mode: str = "keep_aspect",
-        timestep_embedding: str = "diffusers",
-        sigma_schedule: str = "linear",
+        conventions: Conventions | dict | str | None = None,
+        point_map_position_index: int = _UNSET,
+        noise: str = _UNSET,
+        single_step_final_sigma: float = _UNSET,
+        point_map: str = _UNSET,
+        point_map_sigma: float | None = _UNSET,
+        resize_mode: str = _UNSET,
+        timestep_embedding: str = _UNSET,
+        sigma_schedule: str = _UNSET,
         base_model: str | None = None,
         base_model_revision: str | None = None,
     ):
         super().__init__()
         task_obj = get_task(task)
-        for name, value, allowed in (("noise", noise, NOISE_MODES), ("point_map", point_map, POINT_MAP_MODES),
-                                     ("resize_mode", resize_mode, RESIZE_MODES),
-                                     ("timestep_embedding", timestep_embedding, TIMESTEP_EMBEDDINGS)):
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-        if not 0.0 <= single_step_final_sigma < 1.0:
-            raise ValueError(f"single_step_final_sigma must be in [0, 1), got {single_step_final_sigma}")
-        if point_map_position_index < 1:
-            raise ValueError(f"point_map_position_index must be >= 1 (0 is the target), got {point_map_position_index}")
-        if sigma_schedule not in flow.SIGMA_SCHEDULES:
-            raise ValueError(f"sigma_schedule must be one of {flow.SIGMA_SCHEDULES}, got {sigma_schedule!r}")
-        if point_map_sigma is not None and point_map_sigma <= 0:
-            raise ValueError(f"point_map_sigma must be > 0 px, got {point_map_sigma}")
+        loose = dict(zip(LEGACY_KEYS, (point_map_position_index, noise, single_step_final_sigma, point_map,
+                                       point_map_sigma, resize_mode, timestep_embedding, sigma_schedule)))
+        conv = Conventions.from_config(conventions, **{k: v for k, v in loose.items() if v is not _UNSET})
         if prompt_cache is not None and prompt_cache.prompt != task_obj.prompt:
             raise ValueError(
                 f"prompt cache holds {prompt_cache.prompt!r} but task {task_obj.name!r} uses {task_obj.prompt!r}"
@@ -204,18 +183,16 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             noise_seed=int(noise_seed),
             default_processing_resolution=int(default_processing_resolution),
             max_sequence_length=int(max_sequence_length),
-            point_map_position_index=int(point_map_position_index),
-            noise=noise,
-            single_step_final_sigma=float(single_step_final_sigma),
-            point_map=point_map,
-            point_map_sigma=None if point_map_sigma is None else float(point_map_sigma),
-            resize_mode=resize_mode,
-            timestep_embedding=timestep_embedding,
-            sigma_schedule=sigma_schedule,
+            conventions=conv.to_dict(),
             base_model=None if base_model is None else str(base_model),
             base_model_revision=None if base_model_revision is None else str(base_model_revision),
         )
         self.task = task_obj
+
+    @property
+    def conventions(self) -> Conventions:
+        """The pipeline's conventions (frozen; from the config's ``conventions``)."""
+        return Conventions.from_value(self.config.conventions)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *, base_model: str | None = None,
@@ -310,13 +287,18 @@ class Edit2PerceivePipeline(DiffusionPipeline):
                            variant=variant, **kwargs)
 
     # -- inference: preparation ----------------------------------------------------------
-    def prepare_points(self, points, images: list) -> list:
-        """Per image an ``n x 2`` array of ``(x, y)`` input-pixel points (matting), else ``None``."""
+    def prepare_points(self, points, images: list, point_maps=None) -> list:
+        """Per image an ``n x 2`` array of ``(x, y)`` input-pixel points or a :class:`PointMap`
+        (matting), else ``None``."""
         n_images = len(images)
         if self.task.num_context_images < 2:
-            if points is not None:
+            if points is not None or point_maps is not None:
                 raise ValueError(f"points are only used by the matting task, not {self.task.name!r}")
             return [None] * n_images
+        if point_maps is not None:
+            if points is not None:
+                raise ValueError("give points or point_maps, not both")
+            return self.prepare_point_maps(point_maps, images)
         if points is None:
             raise ValueError("the matting task needs foreground points: points=[[(x, y), ...]] per image")
         if len(points) and isinstance(points[0], (int, float, np.integer, np.floating)):
@@ -339,6 +321,22 @@ class Edit2PerceivePipeline(DiffusionPipeline):
                 x, y = arr[np.argmax(outside)]
                 raise ValueError(f"image {i}: point (x={x:g}, y={y:g}) lies outside the {w}x{h} image")
             out.append(arr)
+        return out
+
+    @staticmethod
+    def prepare_point_maps(point_maps, images: list) -> list:
+        """Per image a :class:`PointMap` from an ``H x W`` array in [0, 1] at the image's size."""
+        if len(point_maps) != len(images):
+            raise ValueError(f"got point_maps for {len(point_maps)} images but {len(images)} images")
+        out = []
+        for i, (values, img) in enumerate(zip(point_maps, images)):
+            values = np.asarray(values.values if isinstance(values, PointMap) else values, dtype=np.float32)
+            if values.shape != tuple(img.shape[-2:]):
+                raise ValueError(f"image {i}: point map of shape {values.shape}, expected the image's "
+                                 f"{tuple(img.shape[-2:])} (H x W)")
+            if not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
+                raise ValueError(f"image {i}: point map values must be finite and within [0, 1]")
+            out.append(PointMap(values))
         return out
 
     # -- inference: the call and its stages (Marigold's shape) ---------------------------
@@ -410,7 +408,7 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         ``resolution`` (longest side, 0 = native): aspect kept (``processing_size``) or, with
         ``resize_mode="stretch"``, a square ``resolution x resolution`` (0 = native)."""
         multiple = self.latent_multiple
-        if self.config.resize_mode == "stretch" and resolution > 0:
+        if self.conventions.resize_mode == "stretch" and resolution > 0:
             side = processing_size(resolution, resolution, resolution, multiple=multiple)[0]
             return side, side
         return processing_size(height, width, resolution, multiple=multiple)
@@ -426,26 +424,48 @@ class Edit2PerceivePipeline(DiffusionPipeline):
                 batches.append([i])
         return batches
 
+    def resize_image(self, image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """One input ``1 x 3 x H x W`` in [0, 1] at the processing ``size``: torch's antialiased
+        bilinear on the float image, or (``resize_filter="pil"``, the reference's) PIL bilinear on
+        the uint8 image."""
+        if self.conventions.resize_filter == "pil":
+            from PIL import Image
+
+            pixels = (image[0].permute(1, 2, 0).float() * 255.0).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+            out = np.asarray(Image.fromarray(pixels).resize((size[1], size[0]), Image.Resampling.BILINEAR))
+            return torch.from_numpy(out.copy()).permute(2, 0, 1)[None].float() / 255.0
+        return F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
+
     def prepare_contexts(self, images: list, points: list, size: tuple[int, int]) -> list[torch.Tensor]:
         """Context latents of one batch: the RGB images resized to ``size`` (and, for matting,
-        the point maps drawn at that size), VAE-encoded."""
-        h, w = size
+        the point maps at that size, :meth:`point_map`), VAE-encoded."""
         device = self._execution_device
-        rgb = torch.cat([F.interpolate(img, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
-                         for img in images])
+        rgb = torch.cat([self.resize_image(img, size) for img in images])
         contexts = [modeling.encode_image(self.vae, (rgb * 2.0 - 1.0).to(device))]
         if self.task.num_context_images > 1:
-            maps = [point_map_image(self.render_point_map(scale_points(pts, img.shape[-2:], (h, w)), h, w))
-                    for img, pts in zip(images, points)]
+            maps = [point_map_image(self.point_map(pts, tuple(img.shape[-2:]), size)) for img, pts in zip(images, points)]
             contexts.append(modeling.encode_image(self.vae, torch.stack(maps).to(device)))
         return contexts
 
+    def point_map(self, points, image_size: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+        """The matting point map (``H x W`` in [0, 1]) at the processing ``size`` for one image of
+        ``image_size``: a given map (:class:`PointMap`, drawn on the input) stretched bilinearly
+        (no antialiasing, as cv2's ``INTER_LINEAR``); clicks (``point_map="click"``) through
+        :func:`~edit2perceive.tasks.matting.click_point_map`; else the points' Gaussians."""
+        h, w = size
+        if isinstance(points, PointMap):
+            values = torch.from_numpy(points.values)[None, None]
+            return F.interpolate(values, size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
+        if self.conventions.point_map == "click":
+            return click_point_map(points, image_size, h, w, sigma=self.conventions.point_map_sigma)[0]
+        return self.render_point_map(scale_points(points, image_size, size), h, w)
+
     def render_point_map(self, points, height: int, width: int) -> np.ndarray:
-        """The matting point map (``H x W`` in [0, 1]) in the configured convention."""
-        sigma = self.config.point_map_sigma
-        if self.config.point_map == "reference":
-            return render_reference_point_map(points, height, width, sigma=20.0 if sigma is None else sigma)
-        return render_point_map(points, height, width, sigma=sigma)
+        """Gaussians at ``points`` (processing-size pixels), ``"gaussian"`` or ``"reference"``."""
+        sigma = self.conventions.point_map_sigma
+        if self.conventions.point_map == "gaussian":
+            return render_point_map(points, height, width, sigma=sigma)
+        return render_reference_point_map(points, height, width, sigma=20.0 if sigma is None else sigma)
 
     def prepare_noise(self, batch: int, latent_shape: tuple, *, latents=None, generator=None) -> torch.Tensor:
         """Initial noise of one batch: the given ``latents``, a draw from ``generator``, or
@@ -456,7 +476,7 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         if generator is not None:
             noise = torch.randn((batch, *latent_shape), generator=generator, device=generator.device)
             return noise.to(device=device, dtype=dtype)
-        if self.config.noise == "reference":  # pipelines/base generate_noise: float32 draw, then cast
+        if self.conventions.noise == "reference":  # pipelines/base generate_noise: float32 draw, then cast
             gen = torch.Generator(device).manual_seed(int(self.config.noise_seed))
             noise = torch.randn((batch, *latent_shape), generator=gen, device=device, dtype=torch.float32)
             return noise.to(dtype=dtype)
@@ -465,8 +485,8 @@ class Edit2PerceivePipeline(DiffusionPipeline):
     def denoise(self, noise: torch.Tensor, contexts: list, prompt: tuple, num_inference_steps: int) -> torch.Tensor:
         """The model step: Euler from ``noise`` (sigma 1) to the final latent (sigma 0)."""
         prompt_embeds, pooled = prompt
-
-        indices = [1, self.config.point_map_position_index][: len(contexts)]
+        conv = self.conventions
+        indices = [1, conv.point_map_position_index][: len(contexts)]
 
         def velocity(x, sigma):
             return modeling.predict_velocity(
@@ -475,26 +495,28 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             )
 
         sigmas = self.sigmas(num_inference_steps)
-        if self.config.timestep_embedding == "reference":
+        if conv.timestep_embedding == "reference":
             with modeling.reference_timestep_embedding(self.transformer):
                 return flow.euler_sample(velocity, noise, sigmas)
         return flow.euler_sample(velocity, noise, sigmas)
 
     def sigmas(self, num_inference_steps: int) -> torch.Tensor:
-        """The Euler grid: the one ``self.scheduler`` sets for the config's ``sigma_schedule``
+        """The Euler grid: the one ``self.scheduler`` sets for the conventions' ``sigma_schedule``
         (:func:`edit2perceive.core.flow.scheduler_sigmas`; any flow-match scheduler gives
         ``[1, 0]`` for one step), with one step ending at ``single_step_final_sigma``."""
         if not isinstance(self.scheduler, FlowMatchEulerDiscreteScheduler):
             raise ValueError(f"the scheduler sets the sampling grid and must be a FlowMatchEulerDiscreteScheduler, "
                              f"got {type(self.scheduler).__name__}")
-        sigmas = flow.scheduler_sigmas(self.scheduler, num_inference_steps, self.config.get("sigma_schedule", "linear"))
+        conv = self.conventions
+        sigmas = flow.scheduler_sigmas(self.scheduler, num_inference_steps, conv.sigma_schedule)
         if num_inference_steps == 1:  # one Euler step over [1, final sigma] (0 = exact estimate)
-            sigmas = torch.tensor([float(sigmas[0]), self.config.single_step_final_sigma], dtype=torch.float64)
+            sigmas = torch.tensor([float(sigmas[0]), conv.single_step_final_sigma], dtype=torch.float64)
         return sigmas
 
     def decode_prediction(self, latents: torch.Tensor) -> torch.Tensor:
         """Final latents -> the task's prediction at the processing size (float32)."""
-        return self.task.decode(modeling.decode_latents(self.vae, latents).float())
+        clip = self.conventions.decode_clip == "before_mean"
+        return self.task.decode(modeling.decode_latents(self.vae, latents).float(), clip_channels=clip)
 
     def predict_batch(self, images: list, points: list, size: tuple[int, int], num_inference_steps: int, *,
                       latents=None, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -525,6 +547,7 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         ensemble_augmentations=DEFAULT_AUGMENTATIONS,
         output_uncertainty: bool = False,
         return_dict: bool = True,
+        point_maps=None,
     ) -> Edit2PerceivePipelineOutput | tuple:
         """Predict the task's dense map for one image or a batch.
 
@@ -540,7 +563,8 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             match_input_resolution: resize the prediction back to each input's size; else it
                 stays at the processing size (:meth:`processing_size_for`).
             points: matting only: per image a list of ``(x, y)`` pixel coordinates in the
-                input image.
+                input image, made into the point map by the ``point_map`` convention (the
+                released models: clicks, each a disk of 10 sampled points).
             batch_size: rows (image, ensemble member) per forward pass; rows of equal
                 processing size share one.
             latents: initial noise ``N x C x h x w`` (unpacked) at the processing size.
@@ -552,16 +576,21 @@ class Edit2PerceivePipeline(DiffusionPipeline):
                 members differ by ``ensemble_augmentations`` (see :mod:`edit2perceive.pipelines.ensemble`).
             ensemble_augmentations: some of ``"flip"``, ``"noise"``, ``"resolution"``.
             output_uncertainty: also return the members' spread as ``uncertainty``.
+            point_maps: matting only, instead of ``points``: per image a ready point map
+                ``H x W`` in [0, 1] at the input's size (stretched bilinearly to the processing
+                size), e.g. :func:`edit2perceive.evaluation.points.reference_point_map`; not
+                with ensembles.
             return_dict: ``False`` returns the tuple ``(prediction, latent, uncertainty)``.
 
         Progress bars follow diffusers' ``set_progress_bar_config`` (``disable=True`` hides them).
         """
         resolution = self.check_inputs(num_inference_steps=num_inference_steps, processing_resolution=processing_resolution,
                                        batch_size=batch_size, output_type=output_type)
-        self.check_ensemble(ensemble_size, output_uncertainty)
+        if self.check_ensemble(ensemble_size, output_uncertainty) and point_maps is not None:
+            raise ValueError("point_maps are not supported with ensembles (ensemble_size > 1): give points")
         members = plan_members(ensemble_size, ensemble_augmentations)
         images = load_rgb_inputs(image)
-        points = self.prepare_points(points, images)
+        points = self.prepare_points(points, images, point_maps)
         base_sizes = [self.processing_size_for(img.shape[-2], img.shape[-1], resolution) for img in images]
         self.check_latents(latents, len(images), base_sizes)
 

@@ -46,9 +46,11 @@ CREDIT = (
 
 def conventions_markdown(config: dict) -> str:
     """The card section recording the inference conventions in the pipeline config."""
-    rows = "\n".join(f"| `{k}` | `{config[k]}` |" for k in (
-        "point_map_position_index", "noise", "noise_seed", "single_step_final_sigma", "point_map", "point_map_sigma",
-        "resize_mode", "timestep_embedding", "default_processing_resolution", "guidance"))
+    from .conventions import Conventions
+
+    values = {**Conventions.from_value(config["conventions"]).to_dict(),
+              **{k: config[k] for k in ("noise_seed", "default_processing_resolution", "guidance")}}
+    rows = "\n".join(f"| `{k}` | `{v}` |" for k, v in values.items())
     return f"""
 ## Inference conventions
 

@@ -65,6 +65,15 @@ def median_ensemble(members: torch.Tensor, output_uncertainty: bool = False):
     return median, middle((members.float() - median).abs())
 
 
+def channel_mean_unit(pixels: torch.Tensor, clip_channels: bool = False) -> torch.Tensor:
+    """``B x 3 x H x W`` in about [-1, 1] -> ``B x H x W`` in [0, 1]: the channel mean mapped by
+    ``(y + 1) / 2`` and clipped; with ``clip_channels`` each channel is clipped to [-1, 1] first
+    (the reference's ``vae_out_to_np``, then its mean), which differs where a channel saturates."""
+    if clip_channels:
+        pixels = pixels.clamp(-1.0, 1.0)
+    return ((pixels.mean(dim=1) + 1.0) / 2.0).clamp(0.0, 1.0)
+
+
 class Task(ABC):
     """Base class of a dense-perception task."""
 
@@ -86,8 +95,9 @@ class Task(ABC):
         """Ground truth (one example, numpy) -> :class:`EncodedTarget`."""
 
     @abstractmethod
-    def decode(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Decoded VAE output ``B x 3 x H x W`` (about [-1, 1]) -> the task's prediction."""
+    def decode(self, pixels: torch.Tensor, clip_channels: bool = False) -> torch.Tensor:
+        """Decoded VAE output ``B x 3 x H x W`` (about [-1, 1]) -> the task's prediction;
+        ``clip_channels``: clip each channel to [-1, 1] before combining them (the reference's)."""
 
     @abstractmethod
     def pixel_loss(self, pixels: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -7,8 +7,13 @@ Encoding of a ground-truth depth map ``d`` (metres, planar depth):
 2. Robust normalization with the 2nd / 98th percentiles of ``s`` over valid pixels:
    ``y = ((s - p_lo) / (p_hi - p_lo) - 0.5) * 2``, clipped to [-1, 1], copied to 3 channels.
 
-Invalid pixels (mask false, non-finite, or ``d <= 0``) never enter the percentiles and are
-0 in the encoded image. A map with no valid pixel raises ``ValueError``; a constant map
+Invalid pixels (mask false, non-finite, or ``d <= 0``) never enter the percentiles. In the
+encoded image (what the VAE encodes into the latent target), an invalid pixel that still has a
+depth (``d > 0``, e.g. Virtual KITTI's sky at 655.35 m, masked by the valid range; ``+inf``)
+keeps its clipped normalised value, so sky is far (+1; -1 for ``disparity``), as in the
+reference; a hole (``d <= 0`` or NaN: no measurement) is ``hole_fill``: ``"zero"`` (mid-range,
+default: measured in docs/training.md) or ``"near"`` (the value of ``d -> 0``, -1; the
+reference's). A map with no valid pixel raises ``ValueError``; a constant map
 (``p_hi == p_lo``) encodes to 0 (mid-range) everywhere.
 
 Prediction (``decode``): ``N x H x W`` in [0, 1] = ``(y + 1) / 2`` averaged over channels,
@@ -21,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import EncodedTarget, Task, as_valid_mask
+from .base import EncodedTarget, Task, as_valid_mask, channel_mean_unit
 
 DEPTH_PROMPT = "Transform to depth map while maintaining original composition"
 #: encoding -> (g: depth -> encoded, its inverse)
@@ -38,6 +43,9 @@ def _encoding(encoding: str) -> tuple:
     if encoding not in _ENCODINGS:
         raise ValueError(f"depth encoding must be one of {DEPTH_ENCODINGS}, got {encoding!r}")
     return _ENCODINGS[encoding]
+
+
+HOLE_FILLS = ("zero", "near")
 
 
 def _forward(depth: np.ndarray, encoding: str) -> np.ndarray:
@@ -84,10 +92,14 @@ class DepthTask(Task):
     target_key = "depth"
     prompt = DEPTH_PROMPT
     metric = "depth_metrics"
-    config_fields = ("encoding", "lower_percentile", "upper_percentile")
+    config_fields = ("encoding", "lower_percentile", "upper_percentile", "hole_fill")
 
-    def __init__(self, encoding: str = "sqrt", lower_percentile: float = 2.0, upper_percentile: float = 98.0):
+    def __init__(self, encoding: str = "sqrt", lower_percentile: float = 2.0, upper_percentile: float = 98.0,
+                 hole_fill: str = "zero"):
         _encoding(encoding)
+        if hole_fill not in HOLE_FILLS:
+            raise ValueError(f"hole_fill must be one of {HOLE_FILLS}, got {hole_fill!r}")
+        self.hole_fill = hole_fill
         if not 0 <= lower_percentile < upper_percentile <= 100:
             raise ValueError(f"need 0 <= lower < upper <= 100, got {lower_percentile}, {upper_percentile}")
         self.encoding = encoding
@@ -105,16 +117,24 @@ class DepthTask(Task):
             return as_valid_mask(valid_mask, depth.shape) & np.isfinite(depth) & (depth > 0)
 
     def encode_depth(self, depth: np.ndarray, valid_mask=None) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
-        """Depth (metres) -> (normalized map in [-1, 1] (0 where invalid), mask, (p_lo, p_hi))."""
+        """Depth (metres) -> (normalized map in [-1, 1], mask, (p_lo, p_hi)); invalid pixels as
+        in the module docstring (measured: clipped value; holes: ``hole_fill``)."""
         mask = self.valid_depth_mask(depth, valid_mask)
         if not mask.any():
             raise ValueError("depth target has no valid pixel (all masked, non-finite or <= 0)")
+        d = np.asarray(depth, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            measured = ~mask & (d > 0)  # +inf included (NaN > 0 is False)
         s = np.zeros(depth.shape, dtype=np.float64)
-        s[mask] = _forward(np.asarray(depth, dtype=np.float64)[mask], self.encoding)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            s[mask | measured] = _forward(d[mask | measured], self.encoding)
         lo, hi = np.percentile(s[mask], [self.lower_percentile, self.upper_percentile])
         y = np.zeros_like(s)
         if hi > lo:
-            y[mask] = np.clip(((s[mask] - lo) / (hi - lo) - 0.5) * 2.0, -1.0, 1.0)
+            with np.errstate(invalid="ignore"):
+                y[mask | measured] = np.clip(((s[mask | measured] - lo) / (hi - lo) - 0.5) * 2.0, -1.0, 1.0)
+            if self.hole_fill == "near":
+                y[~(mask | measured)] = 1.0 if self.encoding == "disparity" else -1.0
         return y.astype(np.float32), mask, (float(lo), float(hi))
 
     def decode_depth(self, y: np.ndarray, stats: tuple[float, float]) -> np.ndarray:
@@ -130,9 +150,9 @@ class DepthTask(Task):
         return EncodedTarget(image, torch.from_numpy(mask), {"p_lo": lo, "p_hi": hi, "encoding": self.encoding})
 
     # -- model side -------------------------------------------------------------------
-    def decode(self, pixels: torch.Tensor) -> torch.Tensor:
-        """``B x 3 x H x W`` -> ``B x H x W`` in [0, 1] (channel mean, affine-invariant)."""
-        return ((pixels.mean(dim=1) + 1.0) / 2.0).clamp(0.0, 1.0)
+    def decode(self, pixels: torch.Tensor, clip_channels: bool = False) -> torch.Tensor:
+        """``B x 3 x H x W`` -> ``B x H x W`` in [0, 1] (affine-invariant; see :func:`channel_mean_unit`)."""
+        return channel_mean_unit(pixels, clip_channels)
 
     def pixel_loss(self, pixels: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Scale-and-shift-invariant L1 on the channel-mean maps (encoding space)."""

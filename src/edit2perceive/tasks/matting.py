@@ -11,8 +11,13 @@ Point prompt (the second context image, position index 2):
   global reseeding);
 - points are ``(x, y)`` pixel coordinates (x = column, y = row, origin top-left);
 - the map is the max over points of a Gaussian ``exp(-r^2 / (2 sigma^2))`` with
-  ``sigma = 20 px * max(H, W) / 768`` (20 px at the reference 768 px training size), in
-  [0, 1], mapped to [-1, 1] and copied to 3 channels for the VAE. No points -> all -1.
+  ``sigma = 20 / 512`` of the longest side (3.9 %: the reference trains at 512 px with 20 px;
+  30 px at 768), in [0, 1], mapped to [-1, 1] and copied to 3 channels for the VAE. No
+  points -> all -1.
+
+The released models' prompts (``click_point_map`` for interactive use, the benchmark protocol
+in :mod:`edit2perceive.evaluation.points`) draw ``render_reference_point_map`` at points
+sampled with the authors' ``gen_points`` rule (:func:`gen_points_sample`).
 
 Loss: mean L1 over the unknown band U plus mean L1 over the known region K. The trimap
 comes from the ground truth: foreground ``alpha >= 0.99`` and background ``alpha <= 0.01``
@@ -26,10 +31,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import EncodedTarget, Task, as_valid_mask, masked_mean, median_ensemble
+from .base import EncodedTarget, Task, as_valid_mask, channel_mean_unit, masked_mean, median_ensemble
 
 MATTING_PROMPT = "Transform to matting map while maintaining original composition"
 REFERENCE_RESOLUTION = 768
+#: Gaussian sigma as a fraction of the longest side: the reference trains matting at 512 px with 20 px
+POINT_SIGMA_FRACTION = 20.0 / 512.0
+#: the released models' interactive prompt (app.py / inference.py), in px of the 768 x 768 input
+CLICK_RADIUS, CLICK_POINTS, CLICK_SIGMA, CLICK_SEED = 100, 10, 30.0, 42
 
 
 def point_rng(seed: int, example_index: int, epoch: int = 0) -> np.random.Generator:
@@ -57,8 +66,8 @@ def sample_points(
 
 
 def point_sigma(height: int, width: int) -> float:
-    """Gaussian sigma in pixels for a ``height x width`` image (20 px at 768 px)."""
-    return 20.0 * max(height, width) / REFERENCE_RESOLUTION
+    """Gaussian sigma in pixels for a ``height x width`` image: 20 / 512 of the longest side."""
+    return POINT_SIGMA_FRACTION * max(height, width)
 
 
 def render_point_map(points, height: int, width: int, sigma: float | None = None) -> np.ndarray:
@@ -84,8 +93,9 @@ def render_reference_point_map(points, height: int, width: int, sigma: float = 2
     """The reference's point map (models/unified_dataset.py ``gen_points``): a unit delta at
     each point's nearest whole pixel, ``scipy.ndimage.gaussian_filter`` with ``sigma`` px
     (default mode ``reflect``, truncated at 4 sigma), each normalised to peak 1, combined
-    with a maximum. float32 ``H x W`` in [0, 1]; the released models saw ``sigma = 20`` at
-    768 x 768 in training and benchmark evaluation (``inference.py`` / ``app.py`` use 30).
+    with a maximum. float32 ``H x W`` in [0, 1]. The released models were trained on maps of
+    sigma 20 at 512 x 512; their benchmark draws sigma 20 on the original image, their app 30
+    at 768 (:func:`click_point_map`).
     """
     try:
         from scipy.ndimage import gaussian_filter1d
@@ -109,6 +119,40 @@ def render_reference_point_map(points, height: int, width: int, sigma: float = 2
             blob /= blob.max()
         out = np.maximum(out, blob)
     return out
+
+
+def gen_points_sample(mask: np.ndarray, num_points: int, threshold: float = 0.8, seed: int = 42) -> np.ndarray:
+    """The authors' ``gen_points`` sampling (models/unified_dataset.py): ``num_points`` pixels
+    without replacement from ``mask > threshold`` (candidates in row-major order) by
+    ``np.random.RandomState(seed).choice`` (the same draw as their ``np.random.seed(seed)``, without
+    touching numpy's global state). Fewer candidates than ``num_points``: none (their map is then
+    empty). Returns an int array ``K x 2`` of ``(x, y)``."""
+    ys, xs = np.nonzero(np.asarray(mask) > threshold)
+    if len(xs) < num_points:
+        return np.zeros((0, 2), dtype=np.int64)
+    pick = np.random.RandomState(seed).choice(len(xs), size=num_points, replace=False)
+    return np.stack([xs[pick], ys[pick]], axis=1).astype(np.int64)
+
+
+def click_point_map(clicks, image_size: tuple[int, int], height: int, width: int, sigma: float | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The released models' interactive prompt (app.py ``inference``): each click ``(x, y)`` in
+    the ``image_size = (H0, W0)`` input becomes a disk of radius 100 px at ``int(x * W / W0),
+    int(y * H / H0)`` on the ``height x width`` canvas; :func:`gen_points_sample` takes 10 points
+    from the disks (seed 42) and :func:`render_reference_point_map` draws them with sigma 30 px.
+    Radius and sigma are per 768 px of the canvas's longest side (exact at the reference's
+    768 x 768). Returns ``(point map H x W in [0, 1], sampled points K x 2)``."""
+    scale = max(height, width) / REFERENCE_RESOLUTION
+    radius = CLICK_RADIUS * scale
+    h0, w0 = image_size
+    yy, xx = np.ogrid[:height, :width]
+    disks = np.zeros((height, width), dtype=np.float32)
+    for x, y in np.asarray(clicks, dtype=np.float64).reshape(-1, 2):
+        cx, cy = int(x * width / w0), int(y * height / h0)
+        disks[(xx - cx) ** 2 + (yy - cy) ** 2 <= radius**2] = 1.0
+    points = gen_points_sample(disks, CLICK_POINTS, seed=CLICK_SEED)
+    sigma = CLICK_SIGMA * scale if sigma is None else float(sigma)
+    return render_reference_point_map(points, height, width, sigma=sigma), points
 
 
 def point_map_image(point_map: np.ndarray) -> torch.Tensor:
@@ -166,9 +210,9 @@ class MattingTask(Task):
         points = sample_points(alpha, rng, max_points=self.max_points, threshold=self.point_threshold)
         return points, render_point_map(points, *np.shape(alpha))
 
-    def decode(self, pixels: torch.Tensor) -> torch.Tensor:
-        """``B x 3 x H x W`` -> alpha ``B x H x W`` in [0, 1]."""
-        return ((pixels.mean(dim=1) + 1.0) / 2.0).clamp(0.0, 1.0)
+    def decode(self, pixels: torch.Tensor, clip_channels: bool = False) -> torch.Tensor:
+        """``B x 3 x H x W`` -> alpha ``B x H x W`` in [0, 1] (see :func:`channel_mean_unit`)."""
+        return channel_mean_unit(pixels, clip_channels)
 
     def ensemble(self, members: torch.Tensor, output_uncertainty: bool = False):
         """Per-pixel median alpha of ``E x H x W`` members (alpha is absolute: no alignment);

@@ -54,8 +54,9 @@ class NormalTask(Task):
         image = torch.from_numpy(unit.astype(np.float32)).permute(2, 0, 1).contiguous()
         return EncodedTarget(image, torch.from_numpy(mask))
 
-    def decode(self, pixels: torch.Tensor) -> torch.Tensor:
-        """``B x 3 x H x W`` -> ``B x H x W x 3`` unit vectors."""
+    def decode(self, pixels: torch.Tensor, clip_channels: bool = False) -> torch.Tensor:
+        """``B x 3 x H x W`` -> ``B x H x W x 3`` unit vectors (never clipped first, as the
+        reference's ``vae_out_to_np``: ``clip_channels`` is accepted and has no effect)."""
         return F.normalize(pixels, dim=1, eps=MIN_NORMAL_LENGTH).permute(0, 2, 3, 1)
 
     def pixel_loss(self, pixels: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

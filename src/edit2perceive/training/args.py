@@ -46,7 +46,8 @@ def reference_steps_per_epoch(num_examples: int, effective_batch: int) -> int:
     return max(1, num_examples // effective_batch)
 
 
-#: ``master_weights`` values: ``bf16`` (pure bf16, the reference's way) or ``fp32`` master weights.
+#: ``master_weights`` values: ``bf16`` (pure bf16, this project's way to fit one GPU) or ``fp32`` master weights
+#: (the reference's numerics: DeepSpeed ZeRO-2 with bf16 keeps fp32 master partitions).
 MASTER_WEIGHTS = ("auto", "bf16", "fp32")
 
 
@@ -65,11 +66,13 @@ class Edit2PerceiveTrainingArguments(TrainingArguments):
     max_steps: int = field(default=6000, metadata={"help": "Optimizer steps. Paper: about 6000."})
     lr_scheduler_type: str = field(
         default="constant",
-        metadata={"help": "Learning-rate schedule. Reference: constant (torch ConstantLR, no decay); the paper is "
-                          "silent. Warm-up is optional (--warmup_steps, then use constant_with_warmup)."},
+        metadata={"help": "Learning-rate schedule; the paper is silent. Reference: torch ConstantLR(), which runs at lr / 3 "
+                          "for its first 5 steps, then at lr (not copied: plain constant). Warm-up is optional "
+                          "(--warmup_steps, then use constant_with_warmup)."},
     )
     weight_decay: float = field(
-        default=0.01, metadata={"help": "AdamW weight decay. Reference: 0.01 (launch_training_task); paper silent."}
+        default=0.01, metadata={"help": "AdamW weight decay. Reference: 0.01 (launch_training_task) on every parameter; "
+                                        "ours exempts biases and normalisation scales (by module type); paper silent."}
     )
     optim: str = field(
         default="auto",
@@ -86,9 +89,11 @@ class Edit2PerceiveTrainingArguments(TrainingArguments):
     master_weights: str = field(
         default="auto",
         metadata={"help": "Precision of the trained DiT weights, one of ('auto', 'bf16', 'fp32'). bf16: pure bf16, "
-                          "weights and gradients bf16 with no fp32 copy, as the reference trains (the only way 12B "
-                          "full fine-tuning fits one 141 GB GPU); fp32: fp32 master weights (with --bf16 autocast: "
-                          "mixed precision). auto: bf16 when --bf16 is set, else fp32. Checkpoints keep this dtype."},
+                          "weights and gradients bf16 with no fp32 copy (this project's choice: the only way 12B full "
+                          "fine-tuning fits one 141 GB GPU); fp32: fp32 master weights (with --bf16 autocast: mixed "
+                          "precision; the reference's numerics, which it gets from DeepSpeed ZeRO-2 with bf16: "
+                          "examples/configs/deepspeed_zero2_offload.yaml). auto: bf16 when --bf16 is set, else fp32. "
+                          "Checkpoints keep this dtype."},
     )
     bf16_update: str = field(
         default="stochastic_rounding",
@@ -100,7 +105,8 @@ class Edit2PerceiveTrainingArguments(TrainingArguments):
     )
     resolution: int = field(
         default=768,
-        metadata={"help": "Training crop size in pixels (longest side; a multiple of 16). Paper: 768."},
+        metadata={"help": "Training crop size in pixels (longest side; a multiple of 16). The paper gives none; the reference "
+                          "trains matting at 512 (scripts/Kontext_matting3.sh) and infers at 768."},
     )
     pixel_loss: bool = field(
         default=True,
@@ -141,6 +147,12 @@ class Edit2PerceiveTrainingArguments(TrainingArguments):
     depth_encoding: str = field(
         default="sqrt", metadata={"help": f"Depth target encoding, one of {DEPTH_ENCODINGS}."}
     )
+    depth_hole_fill: str = field(
+        default="zero",
+        metadata={"help": "Depth: what the encoded target holds at holes (no measurement: 0 or NaN), 'zero' (mid-range) "
+                          "or 'near' (-1, the reference's); masked pixels with a depth (sky) keep their clipped "
+                          "value, so sky is far. docs/training.md has the measurement behind the default."},
+    )
     matting_binarize: bool = field(
         default=False, metadata={"help": "Matting: train on alpha > 0.5 instead of continuous alpha."}
     )
@@ -148,8 +160,10 @@ class Edit2PerceiveTrainingArguments(TrainingArguments):
     lora_rank: int = field(default=64, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=64, metadata={"help": "LoRA alpha (scale = alpha / rank)."})
     lora_target_modules: str = field(
-        default="to_q,to_k,to_v,to_out.0,add_q_proj,add_k_proj,add_v_proj,to_add_out",
-        metadata={"help": "Comma-separated module names that receive LoRA adapters."},
+        default="released",
+        metadata={"help": "Modules that receive LoRA adapters: a preset, 'released' (what the authors' released "
+                          "LoRAs adapt: attention, both feed-forwards, AdaLN modulation, the single blocks' linear1 / "
+                          "linear2) or 'attention' (the attention projections only), or comma-separated module names."},
     )
     vae_gradient_checkpointing: bool = field(
         default=True,
@@ -165,7 +179,7 @@ class Edit2PerceiveTrainingArguments(TrainingArguments):
     def task_options(self) -> dict:
         """Options for :func:`edit2perceive.tasks.get_task` implied by these arguments."""
         if self.task == "depth":
-            return {"encoding": self.depth_encoding}
+            return {"encoding": self.depth_encoding, "hole_fill": self.depth_hole_fill}
         if self.task == "matting":
             return {"binarize": self.matting_binarize}
         return {}

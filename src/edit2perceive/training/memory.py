@@ -221,6 +221,23 @@ def estimate_training_memory(
                           frozen=frozen, activations=activations)
 
 
+def zero2_estimate(bf16_step: MemoryEstimate, num_gpus: int, *, offload: bool = False) -> tuple[MemoryEstimate, int]:
+    """The reference's numerics: DeepSpeed ZeRO-2 with bf16 (its ``configs/accelerate_config.yaml``;
+    ``accelerate_config_zero2offload.yaml`` offloads). Per GPU, with ``P`` parameters: bf16 weights
+    ``2P``, bf16 gradients partitioned ``2P / N``, fp32 master weights and AdamW moments
+    partitioned ``12P / N`` (the ZeRO paper's accounting, K = 12); activations and frozen parts as
+    in ``bf16_step`` (a pure-bf16 estimate of the same step). With ``offload`` the master weights
+    and moments live in CPU memory. Returns ``(per-GPU estimate, CPU bytes over all GPUs)``."""
+    if num_gpus < 1:
+        raise ValueError(f"num_gpus must be >= 1, got {num_gpus}")
+    params = bf16_step.weights // 2
+    states = 12 * params // num_gpus
+    per_gpu = MemoryEstimate(weights=2 * params, gradients=2 * params // num_gpus,
+                             optimizer_states=0 if offload else states, compensation=0, frozen=bf16_step.frozen,
+                             activations=bf16_step.activations)
+    return per_gpu, (12 * params if offload else 0)
+
+
 def fitting_options(total_gib: float, free_gib: float, estimate_for, batch_size: int) -> list[str]:
     """Human-readable settings that fit ``free_gib``, tried in order of least change:
     gradient checkpointing, 8-bit AdamW, smaller per-device batches (the effective batch is kept
@@ -243,4 +260,5 @@ def fitting_options(total_gib: float, free_gib: float, estimate_for, batch_size:
     return options
 
 
-__all__ = ["GIB", "LiveBytesTracker", "MemoryEstimate", "estimate_training_memory", "fitting_options", "optimizer_state_bytes"]
+__all__ = ["GIB", "LiveBytesTracker", "MemoryEstimate", "estimate_training_memory", "fitting_options", "optimizer_state_bytes",
+           "zero2_estimate"]

@@ -215,7 +215,7 @@ def build_components(recipe: RecipeArguments, task, train_examples: list[dict], 
         return c["transformer"], c["vae"], cache, report
     from diffusers import AutoencoderKL, FluxTransformer2DModel
 
-    # pure bf16 (the reference's and the default with --bf16): load the 24 GB of bf16 weights as
+    # pure bf16 (ours, the default with --bf16; the reference keeps fp32 masters under ZeRO-2): load the 24 GB as
     # they are, never an fp32 copy; the frozen VAE follows
     dtype = torch.bfloat16 if master_weights == "bf16" else torch.float32
     transformer = FluxTransformer2DModel.from_pretrained(recipe.model, subfolder="transformer", torch_dtype=dtype)

@@ -60,6 +60,7 @@ from ..tasks.base import masked_mean
 from ..tasks.matting import point_map_image, point_rng
 from .args import Edit2PerceiveTrainingArguments, reference_steps_per_epoch
 from .collator import Edit2PerceiveCollator
+from .parameters import decay_parameter_names, lora_target_modules
 from .precision import CompensatedBF16Optimizer
 
 COMPLETE_MARKER = "CHECKPOINT_COMPLETE"
@@ -111,7 +112,7 @@ class Edit2PerceiveTrainer(Trainer):
                     r=args.lora_rank,
                     lora_alpha=args.lora_alpha,
                     init_lora_weights="gaussian",
-                    target_modules=[m.strip() for m in args.lora_target_modules.split(",") if m.strip()],
+                    target_modules=lora_target_modules(args.lora_target_modules),
                 )
             )
         else:
@@ -175,6 +176,10 @@ class Edit2PerceiveTrainer(Trainer):
         """``max(0, step / steps_per_epoch - 1)``: 0 for the first epoch, then linear."""
         step = self.state.global_step if step is None else step
         return max(0.0, step / self.steps_per_epoch() - 1.0)
+
+    def get_decay_parameter_names(self, model) -> list[str]:
+        """All but biases and normalisation scales, by module type (:mod:`.parameters`)."""
+        return decay_parameter_names(model)
 
     def _generator(self, training: bool = True) -> torch.Generator:
         """Training: the stream of the k-th loss evaluation. Evaluation: its own stream (the
