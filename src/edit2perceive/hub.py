@@ -241,14 +241,15 @@ def export_folder(source: str | os.PathLike, folder: str | os.PathLike, *, card=
 
 
 def upload_folder(folder: str | os.PathLike, repo_id: str, *, private: bool | None = None, token: str | None = None,
-                  commit_message: str | None = None, **upload_kwargs) -> str:
-    """Create ``repo_id`` if needed and upload an exported folder (``upload_kwargs``:
-    ``HfApi.upload_folder``'s, e.g. ``create_pr``, ``revision``, ``commit_description``)."""
+                  commit_message: str | None = None, repo_type: str = "model", **upload_kwargs) -> str:
+    """Create ``repo_id`` (a ``repo_type`` repository) if needed and upload ``folder``
+    (``upload_kwargs``: ``HfApi.upload_folder``'s, e.g. ``allow_patterns``, ``create_pr``,
+    ``revision``, ``commit_description``)."""
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True)
-    info = api.upload_folder(repo_id=repo_id, folder_path=str(folder),
+    api.create_repo(repo_id, private=private, exist_ok=True, repo_type=repo_type)
+    info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type=repo_type,
                              commit_message=commit_message or "Upload Edit2Perceive model", **upload_kwargs)
     return str(getattr(info, "commit_url", info))
 

@@ -23,6 +23,10 @@ Beyond one map (options below, :mod:`edit2perceive.commands._predict_extras`): e
 with ``--ensemble-size N --uncertainty``, metric depth from ``--metric-depth FILE``, point
 clouds with ``--export ply glb``; video files given as inputs (``clip.mp4`` -> ``OUT/clip.mp4/``
 with ``<task>.mp4`` and ``<task>_frames/``, written in place, the mp4 last).
+
+Whole ``datasets`` datasets instead of files: ``--dataset NAME_OR_PATH`` writes a prediction
+dataset (parquet shards, manifest, card), also under ``accelerate launch`` on many
+processes (:mod:`edit2perceive.commands._predict_dataset`, docs/inference-at-scale.md).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from pathlib import Path
 
 from edit2perceive.tasks import TASKS
 
-from . import _predict_extras
+from . import _predict_dataset, _predict_extras
 from ._model_args import add_model_arguments
 from ._predict_options import PredictOptions
 
@@ -62,7 +66,8 @@ def parse_point(text: str) -> tuple[float, float]:
 def register(subparsers) -> None:
     p = subparsers.add_parser("predict", help="predict depth / normals / alpha for image files and folders",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files (any PIL format) and folders")
+    p.add_argument("inputs", nargs="*", metavar="IMAGE_OR_DIR",
+                   help="image files (any PIL format) and folders (or --dataset)")
     p.add_argument("--task", required=True, choices=list(TASKS),
                    help="task; must match the model's task")
     source = p.add_mutually_exclusive_group(required=True)
@@ -79,6 +84,7 @@ def register(subparsers) -> None:
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     add_model_arguments(p, source)
     _predict_extras.add_arguments(p)
+    _predict_dataset.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -166,26 +172,22 @@ def check_arguments(opts: PredictOptions) -> str | None:
 
 
 def _load_rgb(path: Path):
-    import numpy as np
-    import PIL.Image
-
-    from edit2perceive.io.images import open_image, pil_to_unit_rgb
+    from edit2perceive.io.images import open_rgb8
 
     # upright (EXIF), greyscale / RGBA / 16-bit files become 8-bit RGB (see edit2perceive.io.images)
-    img = open_image(path)
-    if img.mode == "RGB":  # already 8-bit RGB: no float copies of a large photo
-        return img
-    return PIL.Image.fromarray(np.round(pil_to_unit_rgb(img, str(path)) * 255).astype(np.uint8))
+    return open_rgb8(path)
 
 
 def _message(err: BaseException) -> str:
-    text = str(err) or type(err).__name__
-    if "out of memory" in text.lower() or type(err).__name__ == "OutOfMemoryError":
-        return f"out of memory ({text.splitlines()[0]}); try a smaller --processing-resolution or --batch-size"
-    return text if isinstance(err, (ValueError, OSError)) else f"{type(err).__name__}: {text}"
+    from edit2perceive.inference_at_scale.runner import failure_message
+
+    return failure_message(err)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.dataset is not None:  # a whole datasets dataset: edit2perceive.inference_at_scale
+        return _predict_dataset.run(PredictOptions.from_args(args), _predict_dataset.DatasetOptions.from_args(args),
+                                    check_arguments)
     return predict(PredictOptions.from_args(args))
 
 
@@ -194,6 +196,8 @@ def predict(opts: PredictOptions) -> int:
     from edit2perceive.outputs.video import is_video
 
     problem = check_arguments(opts) or _predict_extras.check_arguments(opts)
+    if problem is None and not opts.inputs:
+        problem = "give image files / folders, or --dataset NAME_OR_PATH"
     if problem is None:
         try:
             inputs = list_inputs(opts.inputs, exclude=opts.output_dir)

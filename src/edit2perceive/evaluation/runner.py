@@ -15,7 +15,9 @@ A prediction whose shape is not a resize of the ground truth's at the same aspec
 
 With ``accelerator`` (``accelerate.Accelerator``) each process evaluates every
 ``num_processes``-th sample; accumulators are summed across processes and the rows
-gathered, and only the main process writes files.
+gathered in the listed order (the one-process order), and only the main process writes
+files. The numbers equal a one-process run's up to the order of float64 sums (1e-15
+relative: the printed digits are the same).
 
 A run owns its output folder: files are written into a staging folder beside it and
 replace the folder only when the run succeeded, so a failed run leaves the previous
@@ -230,7 +232,9 @@ def _run(task, proto, reader, predictor, entries, alignment, acc, columns, out, 
         from accelerate.utils import gather_object
 
         acc = acc.gather(accelerator)
-        rows = sorted(gather_object(rows), key=lambda r: r["sample_id"])
+        # row i of process r is listed sample r + i * world: back to the listed order
+        tagged = gather_object([(rank + i * world, row) for i, row in enumerate(rows)])
+        rows = [row for _, row in sorted(tagged, key=lambda pair: pair[0])]
         if is_main and out is not None:
             writer = RowWriter(out, columns)
             for row in rows:
