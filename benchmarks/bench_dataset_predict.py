@@ -66,7 +66,7 @@ def child(cfg: dict) -> None:
     pipe = load_pipeline(str(folder / "model"), task="depth", device="cpu")
     source = load_source(str(folder / "images"))
     files = sorted((folder / "images").iterdir())
-    kwargs = {"processing_resolution": cfg["size"], "show_progress_bar": False}
+    kwargs = {"processing_resolution": cfg["size"]}  # load_pipeline turns progress bars off
     pipe([Image.open(files[0]).convert("RGB")], **kwargs)  # warm-up
 
     def loop():

@@ -99,7 +99,7 @@ def test_model_path_uses_pipeline_contract(tmp_path, monkeypatch, capsys):
         def to(self, device):
             return self
 
-        def __call__(self, image, points=None, processing_resolution=None, output_type="np", show_progress_bar=True):
+        def __call__(self, image, points=None, processing_resolution=None, output_type="np"):
             calls.append(("call", image.size, len(points[0]), processing_resolution))
             w, h = image.size
             return FakeOut(np.full((h, w), 0.5, np.float32))

@@ -15,9 +15,10 @@ def add_model_arguments(parser, source_group) -> None:
                               help="a released reference checkpoint: local .safetensors or Hub file "
                                    "Seq2Tri/Edit2Perceive/<task>[_lora].safetensors (full DiT or LoRA)")
     g = parser.add_argument_group("running the 12B model")
-    g.add_argument("--base-model", default=DEFAULT_BASE_MODEL, metavar="DIR_OR_ID",
+    g.add_argument("--base-model", default=None, metavar="DIR_OR_ID",
                    help="FLUX.1 Kontext base (FluxKontextPipeline layout) providing what the model leaves out: "
-                        f"VAE, base transformer under a LoRA, text encoders without a prompt cache (default {DEFAULT_BASE_MODEL})")
+                        "VAE, base transformer under a LoRA, text encoders without a prompt cache (default: the base "
+                        f"the model's config records; {DEFAULT_BASE_MODEL} for a reference checkpoint)")
     g.add_argument("--offload", action="store_true", help="diffusers model CPU offload (one component on the GPU)")
     g.add_argument("--quantize", choices=QUANTIZE_MODES, default=None,
                    help="load the transformer quantized with bitsandbytes (CUDA)")
@@ -29,7 +30,7 @@ class ModelOptions:
     """How to load the model: the keywords of :func:`edit2perceive.pipelines.loading.load_pipeline`
     beyond the model, task and device."""
 
-    base_model: str | None = DEFAULT_BASE_MODEL
+    base_model: str | None = None  # None: the base the model records (reference checkpoints: DEFAULT_BASE_MODEL)
     reference_checkpoint: str | None = None
     offload: bool = False
     quantize: str | None = None

@@ -143,7 +143,7 @@ class Helpers:
         self.call = {"num_inference_steps": opts.steps, "processing_resolution": opts.processing_resolution}
 
     def predict(self, pipe, rgb):
-        return pipe(rgb, show_progress_bar=False, **self.call).prediction[0]
+        return pipe(rgb, **self.call).prediction[0]
 
 
 def extra_files(opts: PredictOptions, helpers: Helpers, rgb, prediction, uncertainty=None) -> dict:

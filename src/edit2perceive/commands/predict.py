@@ -321,7 +321,7 @@ class _Predictor:
         opts = self.opts
         out = self.pipe(rgbs, points=[self.points] * len(rgbs) if self.points else None,
                         num_inference_steps=opts.steps, processing_resolution=opts.processing_resolution,
-                        batch_size=opts.batch_size, show_progress_bar=False,
+                        batch_size=opts.batch_size,
                         **_predict_extras.call_kwargs(opts.extras))
         return list(zip(out.prediction, [None] * len(rgbs) if out.uncertainty is None else out.uncertainty))
 

@@ -99,7 +99,7 @@ def run_tiny(config: TinyRunConfig, output_dir: str, *, vae=None, progress: bool
         preds = []
         for ex in val:
             points = [oracle_points(ex["alpha"])[0]] if config.task == "matting" else None
-            preds.append(pipe(ex["rgb"], points=points, processing_resolution=0, show_progress_bar=False).prediction[0])
+            preds.append(pipe(ex["rgb"], points=points, processing_resolution=0).prediction[0])
         return preds
 
     encoding = getattr(task, "encoding", "sqrt")

@@ -130,7 +130,7 @@ class _ShardPredictor:
 
     def _predict(self, rgbs):  # -> [(prediction, uncertainty or None)]
         out = self.pipe(rgbs, points=[self.points] * len(rgbs) if self.points else None, batch_size=self.batch_size,
-                        show_progress_bar=False, **self.call_kwargs)
+                        **self.call_kwargs)
         preds = list(out.prediction)
         uncs = [None] * len(preds) if out.uncertainty is None else list(out.uncertainty)
         return [(np.asarray(p), None if u is None else np.asarray(u)) for p, u in zip(preds, uncs)]

@@ -152,7 +152,7 @@ def predict_frames(pipe, frames: Iterable[np.ndarray], *, frame_noise: str = "fi
 
     def run(chunk):
         out = pipe(chunk, points=None if points is None else [points] * len(chunk), batch_size=len(chunk),
-                   generator=generator, output_type="np", show_progress_bar=False, **call_kwargs)
+                   generator=generator, output_type="np", **call_kwargs)
         return [smoother(p) for p in out.prediction]
 
     for frame in frames:

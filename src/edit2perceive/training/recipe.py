@@ -276,9 +276,11 @@ def main(task_name: str, argv: list[str] | None = None) -> int:
 
     transformer, vae, cache, vae_report = build_components(recipe, task, vae_examples, args.seed,
                                                            master_weights=args.master_weights)
-    # a fitted tiny VAE is part of the model: save it; a real model's VAE stays in the base repository
-    trainer = Edit2PerceiveTrainer(transformer, args, vae=vae, prompt_cache=cache, train_dataset=train,
-                                   save_vae=recipe.model == "tiny")
+    # the held-out scenes are the eval stream (--eval_strategy steps); a real model records its base;
+    # a fitted tiny VAE is part of the model, LoRA or not
+    trainer = Edit2PerceiveTrainer(transformer, args, vae=vae, prompt_cache=cache, train_dataset=train, eval_dataset=val,
+                                   base_model=None if recipe.model == "tiny" else recipe.model,
+                                   save_vae=True if recipe.model == "tiny" else None)
     if recipe.eval_every:
         callback = PerceptionEvalCallback(val, recipe.eval_every, processing_resolution=args.resolution)
         callback.trainer = trainer
