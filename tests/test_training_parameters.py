@@ -112,3 +112,4 @@ def test_argument_help_cites_the_right_sources():
     assert "lr / 3" in helps["lr_scheduler_type"] and "first 5 steps" in helps["lr_scheduler_type"]
     assert "ZeRO-2" in helps["master_weights"] and "as the reference trains" not in helps["master_weights"]
     assert "released" in helps["lora_target_modules"] and "'attention'" in helps["lora_target_modules"]
+    assert Edit2PerceiveTrainingArguments(output_dir="/tmp/x").task_options()["hole_fill"] == "near"
