@@ -31,8 +31,11 @@ setup(
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
-    package_dir={"": "src"},
-    packages=find_packages("src"),
+    # the evaluate module scripts in metrics/<name>/ ship inside the package as
+    # edit2perceive/metrics_modules/<name>/ (``e2p metrics install`` reads them from there)
+    package_dir={"": "src", "edit2perceive.metrics_modules": "metrics"},
+    packages=[*find_packages("src"), "edit2perceive.metrics_modules"],
+    package_data={"edit2perceive.metrics_modules": ["*/*.py", "*/README.md"]},
     python_requires=">=3.10",
     install_requires=[
         "torch>=2.4",

@@ -101,7 +101,7 @@ def run(models: Path, tasks, num_scenes: int, size: int, configs=None) -> list[d
                 for ex in val:
                     points = [oracle_points(ex["alpha"])[0]] if task == "matting" else None
                     out = pipe(ex["rgb"], points=points, processing_resolution=0, ensemble_size=n,
-                               ensemble_augmentations=aug, output_uncertainty=n > 1, show_progress_bar=False)
+                               ensemble_augmentations=aug, output_uncertainty=n > 1)
                     pred = out.prediction[0]
                     preds.append(pred)
                     if n > 1:

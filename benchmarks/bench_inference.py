@@ -60,8 +60,7 @@ def build_runner(cfg: dict, c: dict, image):
     def run():
         if not cfg["cache"]:
             pipe.register_modules(prompt_cache=None)  # encode the prompt on every call, as without a cache
-        pipe(batch, num_inference_steps=cfg["steps"], processing_resolution=0, batch_size=len(batch),
-             show_progress_bar=False)
+        pipe(batch, num_inference_steps=cfg["steps"], processing_resolution=0, batch_size=len(batch))
 
     return run
 

@@ -41,7 +41,7 @@ def motorcycle_scores(model_dir: str, resolution: int = 128) -> dict:
     photo = next(p for p in demo_photos() if p["name"] == "motorcycle")
     pipe = Edit2PerceivePipeline.from_pretrained(model_dir)
     pipe.set_progress_bar_config(disable=True)
-    pred = pipe(photo["rgb"], processing_resolution=resolution, show_progress_bar=False).prediction[0]
+    pred = pipe(photo["rgb"], processing_resolution=resolution).prediction[0]
     return evaluate_predictions("depth", [pred], [photo], depth_encoding=getattr(pipe.task, "encoding", "sqrt"))
 
 

@@ -55,8 +55,7 @@ def predict(pipes: dict, image: np.ndarray, task: str, points: list, resolution:
         raise gr.Error("Matting needs foreground points: click on the object in the image.")
     rgb = PIL.Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGB")
     try:
-        out = pipes[task](rgb, points=[points] if task == "matting" else None, processing_resolution=int(resolution),
-                          show_progress_bar=False)
+        out = pipes[task](rgb, points=[points] if task == "matting" else None, processing_resolution=int(resolution))
     except ValueError as err:
         raise gr.Error(str(err)) from err
     outputs = render_outputs(task, rgb, out.prediction[0], points=points if task == "matting" else None)

@@ -5,6 +5,7 @@
     accelerate launch --config_file examples/configs/single_gpu.yaml examples/train_normal.py \
         --model black-forest-labs/FLUX.1-Kontext-dev --data DATA_DIR --output_dir out/normal --bf16 \
         --gradient_checkpointing   # the paper's recipe: lr 3e-5, effective batch 16, 6000 steps (the defaults)
+    # add --eval_strategy steps --eval_steps 500 to log eval_loss and the task metric on held-out scenes
 
 All options: python examples/train_normal.py --help (Edit2PerceiveTrainingArguments + RecipeArguments).
 See docs/training.md.

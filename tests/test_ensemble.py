@@ -43,12 +43,12 @@ def test_plan_members_order_and_limits():
 
 
 def test_member_resolution_and_flip_points():
-    assert member_resolution(768, 480, 640, 1.0) == 768
-    assert member_resolution(768, 480, 640, 0.75) == 576
-    assert member_resolution(0, 480, 640, 1.0) == 0  # native stays native
-    assert member_resolution(0, 480, 640, 0.5) == 320
-    assert member_resolution(0, 32, 32, 0.75) == 16 and member_resolution(0, 32, 32, 1.125) == 48  # one step away
-    assert member_resolution(0, 16, 20, 0.5) == 16  # nothing smaller than 16
+    assert member_resolution(768, 480, 640, 1.0, step=16) == 768
+    assert member_resolution(768, 480, 640, 0.75, step=16) == 576
+    assert member_resolution(0, 480, 640, 1.0, step=16) == 0  # native stays native
+    assert member_resolution(0, 480, 640, 0.5, step=16) == 320
+    assert member_resolution(0, 32, 32, 0.75, step=16) == 16 and member_resolution(0, 32, 32, 1.125, step=16) == 48  # one step away
+    assert member_resolution(0, 16, 20, 0.5, step=16) == 16  # nothing smaller than 16
     np.testing.assert_array_equal(flip_points([(0, 3), (9, 4), (2.5, 1)], 10), [[9, 3], [0, 4], [6.5, 1]])
 
 
@@ -142,7 +142,8 @@ def test_ensemble_output_shapes_determinism_and_latent(pipes, task):
     native = pipe(imgs[0], processing_resolution=32, match_input_resolution=False, ensemble_size=2,
                   output_uncertainty=True, output_type="pt")
     assert isinstance(native.uncertainty, torch.Tensor)
-    assert native.uncertainty.shape == native.prediction.shape and native.prediction.shape[1:3] == (16, 32)
+    channels = 3 if task == "normal" else 1  # "pt" is channels-first, as diffusers' Marigold
+    assert native.uncertainty.shape == native.prediction.shape == (1, channels, 16, 32)
 
 
 def test_uncertainty_needs_an_ensemble(pipes):
@@ -151,3 +152,61 @@ def test_uncertainty_needs_an_ensemble(pipes):
         pipes["depth"](rgb_image(), processing_resolution=32, output_uncertainty=True)
     with pytest.raises(ValueError, match="ensemble_size"):
         pipes["depth"](rgb_image(), processing_resolution=32, ensemble_size=0)
+
+
+# -- one batching loop over (image, member) rows, with every convention -------------------
+@pytest.fixture(scope="module")
+def ref_pipes(tiny_components):
+    from edit2perceive.reference import REFERENCE_CONVENTIONS
+
+    out = {}
+    for task in ("depth", "matting"):
+        out[task] = Edit2PerceivePipeline(**tiny_components, task=task, **REFERENCE_CONVENTIONS)
+        out[task].set_progress_bar_config(disable=True)
+    return out
+
+
+def test_noise_members_with_the_reference_conventions(ref_pipes):
+    """Stretch (32 x 32 for a 40 x 56 input): member 1's noise has the stretched shape."""
+    pipe, img = ref_pipes["matting"], rgb_image(seed=1)
+    assert pipe.processing_size_for(40, 56, 32) == (32, 32)
+    plain = pipe(img, points=[[(5, 5)]], processing_resolution=32).prediction[0]
+    seeded = pipe(img, points=[[(5, 5)]], processing_resolution=32,
+                  latents=flow.base_noise((16, 4, 4), seed=pipe.config.noise_seed + 1, batch_size=1)).prediction[0]
+    out = pipe(img, points=[[(5, 5)]], processing_resolution=32, ensemble_size=2, ensemble_augmentations=("noise",))
+    np.testing.assert_allclose(out.prediction[0], (plain + seeded) / 2, atol=1e-5)
+
+
+@pytest.mark.parametrize("reference", [False, True])
+@pytest.mark.parametrize("resolution", [32, 0])
+def test_ensemble_sizes_follow_the_plain_call(pipes, ref_pipes, reference, resolution):
+    """match_input_resolution=False: an ensemble has the plain call's (processing) size, for
+    keep-aspect, stretch and native resolution alike."""
+    pipe = ref_pipes["depth"] if reference else pipes["depth"]
+    img = rgb_image(seed=2)
+    kwargs = dict(processing_resolution=resolution, match_input_resolution=False)
+    plain = pipe(img, **kwargs)
+    ens = pipe(img, ensemble_size=4, ensemble_augmentations=("flip", "noise", "resolution"), output_uncertainty=True,
+               **kwargs)
+    expected = pipe.processing_size_for(40, 56, resolution)
+    assert plain.prediction.shape[1:] == ens.prediction.shape[1:] == ens.uncertainty.shape[1:] == expected
+    assert torch.equal(plain.latent, ens.latent)
+
+
+def test_rows_share_batches_and_offload_is_armed_once(pipes, monkeypatch):
+    """Two images x two flip members of one size: one forward pass with batch_size=4, the same
+    predictions as one row at a time, and diffusers' offload hooks reset once per call."""
+    pipe, imgs = pipes["normal"], [rgb_image(seed=3), rgb_image(seed=4)]
+    kwargs = dict(processing_resolution=32, ensemble_size=2, ensemble_augmentations=("flip",))
+    calls, frees = [], []
+    real_batch = type(pipe).predict_batch
+    monkeypatch.setattr(type(pipe), "predict_batch",
+                        lambda self, images, *a, **k: calls.append(len(images)) or real_batch(self, images, *a, **k))
+    monkeypatch.setattr(type(pipe), "maybe_free_model_hooks", lambda self: frees.append(1))
+    batched = pipe(imgs, batch_size=4, **kwargs)
+    assert calls == [4] and len(frees) == 1
+    calls.clear()
+    single = pipe(imgs, batch_size=1, **kwargs)
+    assert calls == [1, 1, 1, 1]
+    # float32, batch-size-dependent matmul order: normals near 0 move by ~3e-5
+    np.testing.assert_allclose(batched.prediction, single.prediction, atol=1e-4)

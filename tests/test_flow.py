@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -39,8 +40,7 @@ def test_one_step_estimate_is_exact_from_any_state(pair):
 
 
 @pytest.mark.parametrize("num_steps", [1, 2, 4, 10, 25])
-@pytest.mark.parametrize("shifted", [False, True])
-def test_euler_with_oracle_velocity_recovers_target(pair, num_steps, shifted):
+def test_euler_with_oracle_velocity_recovers_target(pair, num_steps):
     z1, eps = pair
     calls = []
 
@@ -50,8 +50,7 @@ def test_euler_with_oracle_velocity_recovers_target(pair, num_steps, shifted):
         eps_implied = (x - (1 - s) * z1) / s  # invert x = (1-s) z1 + s eps
         return eps_implied - z1
 
-    sigmas = flow.sigma_grid(num_steps, mu=1.15 if shifted else None)
-    out = flow.euler_sample(oracle, eps, sigmas)
+    out = flow.euler_sample(oracle, eps, flow.sigma_grid(num_steps))
     assert len(calls) == num_steps
     assert torch.allclose(out, z1, atol=1e-10)
 
@@ -59,32 +58,32 @@ def test_euler_with_oracle_velocity_recovers_target(pair, num_steps, shifted):
 def test_sigma_grid_values():
     assert flow.sigma_grid(1).tolist() == [1.0, 0.0]
     assert torch.allclose(flow.sigma_grid(4), torch.tensor([1.0, 0.75, 0.5, 0.25, 0.0], dtype=torch.float64))
-    shifted = flow.sigma_grid(4, mu=math.log(3.0))
-    # e^mu / (e^mu + 1/s - 1) with e^mu = 3 at s = 0.5: 3 / (3 + 1) = 0.75
-    assert shifted[2].item() == pytest.approx(0.75)
-    assert shifted[0].item() == 1.0 and shifted[-1].item() == 0.0
     with pytest.raises(ValueError, match="positive integer"):
         flow.sigma_grid(0)
     with pytest.raises(ValueError, match="decreasing"):
         flow.euler_sample(lambda x, s: x, torch.zeros(1, 1, 2, 2), [0.0, 1.0])
 
 
-def test_shifted_grid_matches_diffusers_scheduler():
-    """Second implementation: diffusers' FlowMatchEulerDiscreteScheduler with Flux's dynamic shift."""
-    import numpy as np
+@pytest.mark.parametrize("num_steps", [1, 2, 4, 10, 28])
+def test_diffusers_scheduler_sets_our_grids(num_steps):
+    """Second implementation: diffusers' FlowMatchEulerDiscreteScheduler (FLUX.1's config).
+    ``set_timesteps(sigmas=linspace(1, m, N), mu=log 3)`` is the reference's constant shift 3
+    (e^mu / (e^mu + 1/s - 1) = 3s / (1 + 2s)); mu = 0 keeps the linear grid."""
     from diffusers import FlowMatchEulerDiscreteScheduler
 
-    from edit2perceive.testing import FLUX_SCHEDULER_CONFIG
-
-    for n, seq_len in [(4, 384), (10, 1024), (28, 4096)]:
-        mu = flow.dynamic_shift_mu(seq_len)
-        scheduler = FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER_CONFIG)
-        scheduler.set_timesteps(sigmas=np.linspace(1.0, 1 / n, n), mu=mu)
-        ours = flow.sigma_grid(n, mu=mu)
-        # diffusers' grid drops the last linear point (1/n) and appends 0; compare the shared ones
-        linear = torch.linspace(1.0, 1 / n, n, dtype=torch.float64)
-        assert torch.allclose(scheduler.sigmas[:-1].double(), flow.time_shift(linear, mu), atol=1e-6)
-        assert ours[0] == 1.0 and ours[-1] == 0.0
+    scheduler = FlowMatchEulerDiscreteScheduler(**flow.FLUX_SCHEDULER_CONFIG)
+    n = num_steps
+    scheduler.set_timesteps(sigmas=np.linspace(1.0, flow.REFERENCE_SIGMA_MIN, n), mu=math.log(3.0))
+    torch.testing.assert_close(scheduler.sigmas.double(), flow.shifted_sigma_grid(n), atol=1e-6, rtol=0)
+    scheduler.set_timesteps(sigmas=np.linspace(1.0, 1.0 / n, n), mu=0.0)
+    torch.testing.assert_close(scheduler.sigmas.double(), flow.sigma_grid(n), atol=1e-6, rtol=0)
+    # what the pipeline asks of its scheduler: the same grids
+    for schedule in flow.SIGMA_SCHEDULES:
+        torch.testing.assert_close(flow.scheduler_sigmas(scheduler, n, schedule), flow.inference_sigmas(n, schedule),
+                                   atol=1e-6, rtol=0)
+    # a scheduler with its own (static) shift moves the grid: shift(0.5) = 3 * 0.5 / (1 + 2 * 0.5) = 0.75
+    static = FlowMatchEulerDiscreteScheduler(shift=3.0)
+    assert flow.scheduler_sigmas(static, 2).tolist() == pytest.approx([1.0, 0.75, 0.0], abs=1e-7)
 
 
 def test_base_noise_reproducible_and_batch_independent():

@@ -48,7 +48,7 @@ def test_card_metadata_round_trip(nyu_summary, tmp_path):
     assert by_metric["delta1"].metric_value == pytest.approx(summary["metrics"]["delta1"])
     assert by_metric["abs_rel"].dataset_type == "nyuv2"
     assert "name=marigold" in by_metric["abs_rel"].metric_config  # the protocol is recorded
-    assert "from_pretrained(\"me/e2p-depth\", base_model=" in loaded.text and "Limitations" in loaded.text
+    assert "from_pretrained(\"me/e2p-depth\")" in loaded.text and "Limitations" in loaded.text
 
 
 def test_card_rejects_unknown_task():
@@ -69,19 +69,18 @@ def test_push_dry_run_uploads_only_ours_and_reproduces(tiny_components, nyu_summ
     out = tmp_path / "upload"
     assert main(["push", str(tmp_path / "model"), "--repo-id", "me/e2p-depth", "--summary", str(eval_dir),
                  "--dry-run", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "model_index.json", "prompt_cache", "transformer"]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "model_index.json", "prompt_cache", "scheduler",
+                                                      "transformer", "vae"]  # a full model is self-contained
     index = json.loads((out / "model_index.json").read_text())
-    for base in ("vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler"):
+    for base in ("text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2"):
         assert index[base] == [None, None]
     assert ModelCard.load(out / "README.md").data.to_dict()["model-index"]
-    shared = Edit2PerceivePipeline.from_pretrained(out, vae=tiny_components["vae"])  # base VAE from elsewhere
+    shared = Edit2PerceivePipeline.from_pretrained(out)
     shared.set_progress_bar_config(disable=True)
     image = (np.random.default_rng(0).random((40, 56, 3)) * 255).astype(np.uint8)
     # separately loaded weights: equal to float32 rounding (torch's dtype tolerances), not bit for bit
     torch.testing.assert_close(shared(image, processing_resolution=64).prediction,
                                pipe(image, processing_resolution=64).prediction)
-    with pytest.raises(ValueError, match="no VAE"):
-        Edit2PerceivePipeline.from_pretrained(out)(image)
     # a second export into the same (non-empty) folder is refused, nothing else changes
     assert main(["push", str(tmp_path / "model"), "--repo-id", "me/x", "--dry-run", str(out)]) == 2
     assert not [p for p in tmp_path.iterdir() if p.name.startswith((".export-", ".e2p-staging-"))]
@@ -91,7 +90,7 @@ def test_pipeline_push_to_hub_dry_run(tiny_components, tmp_path):
     pipe = Edit2PerceivePipeline(**tiny_components, task="normal")
     folder = pipe.push_to_hub("me/e2p-normal", dry_run_dir=str(tmp_path / "dry"))
     names = sorted(p.name for p in Path(folder).iterdir())
-    assert names == ["README.md", "model_index.json", "prompt_cache", "transformer"]
+    assert names == ["README.md", "model_index.json", "prompt_cache", "scheduler", "transformer", "vae"]
     assert pipe.vae is tiny_components["vae"] and pipe.text_encoder is not None  # the pipeline is left intact
     assert ModelCard.load(Path(folder) / "README.md").data.pipeline_tag == "image-to-image"
 

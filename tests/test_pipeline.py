@@ -45,7 +45,7 @@ def test_output_shapes_ranges_and_resolution(depth_pipe):
     assert 0 <= out.prediction.min() and out.prediction.max() <= 1
     assert tuple(out.latent.shape) == (1, 16, 64 // 8, 96 // 8)  # 50x70 -> 64x96 (aspect kept)
     native = depth_pipe(rgb_image(), processing_resolution=96, match_input_resolution=False, output_type="pt")
-    assert isinstance(native.prediction, torch.Tensor) and native.prediction.shape == (1, 64, 96)
+    assert isinstance(native.prediction, torch.Tensor) and native.prediction.shape == (1, 1, 64, 96)  # channels-first
 
 
 def test_deterministic_and_batch_independent(depth_pipe):

@@ -119,10 +119,11 @@ def test_convert_command_then_from_pretrained_and_push(kind, task, files, base_d
                  "--output-dir", str(out), "--max-shard-size", "0.00004", "--text-encoder-dtype", "float32"])
     assert code == 0
     names = sorted(p.name for p in out.iterdir())
-    ours = "transformer" if kind == "full" else "transformer_lora"
-    assert names == sorted(["README.md", "model_index.json", "prompt_cache", ours])
+    ours = ["transformer", "vae"] if kind == "full" else ["transformer_lora"]  # full models are self-contained
+    assert names == sorted(["README.md", "model_index.json", "prompt_cache", "scheduler", *ours])
     index = json.loads((out / "model_index.json").read_text())
-    assert index["vae"] == [None, None] and index["text_encoder"] == [None, None]
+    assert (index["vae"] == [None, None]) == (kind == "lora") and index["text_encoder"] == [None, None]
+    assert index["base_model"] == str(base_dir)  # recorded: from_pretrained(out) alone finds the rest
     assert index["conventions"]["single_step_final_sigma"] == REFERENCE_CONVENTIONS["conventions"]["single_step_final_sigma"]
     card = (out / "README.md").read_text()
     assert "Edit2Perceive authors" in card and "single_step_final_sigma" in card and "Seq2Tri/Edit2Perceive" in card
@@ -166,7 +167,13 @@ def test_from_pretrained_fills_only_what_is_missing(tiny_components, base_dir, t
     pipe = Edit2PerceivePipeline(**tiny_components, task="depth")
     pipe.set_progress_bar_config(disable=True)
     shared = tmp_path / "shared"
-    pipe.push_to_hub("me/depth", dry_run_dir=str(shared))  # no VAE, no text encoders, prompt cache
+    pipe.push_to_hub("me/depth", dry_run_dir=str(shared))  # no text encoders, prompt cache
+    import shutil
+
+    shutil.rmtree(shared / "vae")  # a model saved without its VAE and with no base recorded
+    index = json.loads((shared / "model_index.json").read_text())
+    index["vae"] = [None, None]
+    (shared / "model_index.json").write_text(json.dumps(index))
     with pytest.raises(ValueError, match="no VAE"):
         Edit2PerceivePipeline.from_pretrained(shared)(Image.open(photo))
     full = Edit2PerceivePipeline.from_pretrained(shared, base_model=str(base_dir))
@@ -175,8 +182,6 @@ def test_from_pretrained_fills_only_what_is_missing(tiny_components, base_dir, t
     np.testing.assert_allclose(full(Image.open(photo), processing_resolution=64).prediction,
                                pipe(Image.open(photo), processing_resolution=64).prediction, atol=1e-5)
     # without a prompt cache the text encoders come from the base too
-    import shutil
-
     shutil.rmtree(shared / "prompt_cache")
     index = json.loads((shared / "model_index.json").read_text())
     index["prompt_cache"] = [None, None]

@@ -39,10 +39,11 @@ def make_trainer(tmp_path, task="depth", data=None, components=None, **overrides
     kw = dict(output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, max_steps=6, learning_rate=1e-3,
               report_to=[], resolution=SIZE, use_cpu=True, seed=0, disable_tqdm=True, logging_steps=1,
               save_strategy="no", task=task, lr_scheduler_type="constant", effective_batch_size=0)
+    trainer_kwargs = {k: overrides.pop(k) for k in ("eval_dataset", "base_model") if k in overrides}
     kw.update(overrides)
     args = Edit2PerceiveTrainingArguments(**kw)
     return Edit2PerceiveTrainer(c["transformer"], args, vae=c["vae"], prompt_cache=cache,
-                                train_dataset=data if data is not None else make_data(task=task)), c
+                                train_dataset=data if data is not None else make_data(task=task), **trainer_kwargs), c
 
 
 def test_every_argument_has_help():
@@ -62,14 +63,14 @@ def test_loss_is_fm_plus_lambda_cons(tmp_path):
     # first epoch: lambda = 0, L_cons still computed and logged, loss = L_FM
     trainer.state.global_step = 2
     loss = trainer.compute_loss(model, batch)
-    m = {k: v[-1] for k, v in trainer._metrics.items()}
+    m = {k: v[-1] for k, v in trainer._metrics["train"].items()}
     assert m["lambda"] == 0.0 and m["loss_cons"] > 0
     assert loss.item() == pytest.approx(m["loss_fm"], rel=1e-6)
     # step 10 of 4 per epoch: ramp = 10 / 4 - 1 = 1.5
     trainer.state.global_step = 10
     assert trainer.lambda_ramp() == 1.5
     loss = trainer.compute_loss(model, batch)
-    m = {k: v[-1] for k, v in trainer._metrics.items()}
+    m = {k: v[-1] for k, v in trainer._metrics["train"].items()}
     expected_lambda = 1.5 * abs(m["loss_fm"]) / (abs(m["loss_cons"]) + 1e-3)
     assert m["lambda"] == pytest.approx(expected_lambda, rel=1e-5)
     assert loss.item() == pytest.approx(m["loss_fm"] + expected_lambda * m["loss_cons"], rel=1e-5)

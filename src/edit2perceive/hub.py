@@ -1,14 +1,15 @@
 """Model cards and sharing on the Hugging Face Hub.
 
-What we upload is only what is ours: the fine-tuned transformer (or its LoRA), the
-pipeline config (``model_index.json``), the prompt cache and the card. The base model's
-components (VAE, text encoders, tokenizers: FLUX.1 Kontext-dev is gated and under its own
-license) are never re-hosted; users load them from the base repository:
+What we upload is what the model is: the fine-tuned transformer with its VAE (so a full
+model loads alone; the VAE is 0.7 % of it), or for a LoRA only the adapter; the scheduler, the
+prompt cache, the pipeline config (``model_index.json``, naming the base model) and the card.
+The text encoders and tokenizers are never uploaded: the prompt cache replaces them. So
 
-    from diffusers import AutoencoderKL
     from edit2perceive import Edit2PerceivePipeline
-    vae = AutoencoderKL.from_pretrained("black-forest-labs/FLUX.1-Kontext-dev", subfolder="vae")
-    pipe = Edit2PerceivePipeline.from_pretrained("you/e2p-depth", vae=vae)
+    pipe = Edit2PerceivePipeline.from_pretrained("you/e2p-depth")
+
+is all a user writes; a LoRA model loads its base transformer and VAE from the base model its
+config names (``base_model=`` overrides it).
 
 ``model-index`` results come from ``e2p evaluate`` summaries; each result's
 ``metric_config`` records the protocol that produced it.
@@ -46,8 +47,8 @@ CARD_METRICS = {
     "matting": [("mse", "MSE", 1.0), ("mad", "MAD", 1.0), ("sad", "SAD/1000", 1.0), ("grad", "Grad/1000", 1.0),
                 ("conn", "Conn/1000", 1.0)],
 }
-#: pipeline components that belong to the base model and are never uploaded
-BASE_COMPONENTS = ("vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler")
+#: pipeline components never uploaded: the prompt cache replaces them
+BASE_COMPONENTS = ("text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2")
 
 
 @contextmanager
@@ -86,14 +87,14 @@ def _usage(repo_id: str, task: str) -> str:
 from PIL import Image
 from edit2perceive import Edit2PerceivePipeline
 
-# the base model's VAE (and base transformer for a LoRA) come from the base, not re-hosted;
+# a LoRA model loads its base transformer and VAE from the base model its config names;
 # the prompt cache means no text encoders are needed
-pipe = Edit2PerceivePipeline.from_pretrained("{repo_id}", base_model="{DEFAULT_BASE_MODEL}")
+pipe = Edit2PerceivePipeline.from_pretrained("{repo_id}")
 out = pipe(Image.open("photo.jpg"){points})  # one step, deterministic
 out.prediction
 ```
 
-Command line: `e2p predict --task {task} --model {repo_id} --base-model {DEFAULT_BASE_MODEL} photo.jpg --output-dir out/`"""
+Command line: `e2p predict --task {task} --model {repo_id} photo.jpg --output-dir out/`"""
 
 
 def model_card(
@@ -176,33 +177,43 @@ Each result records the evaluation protocol that produced it (also in `model-ind
     return ModelCard(body)
 
 
-def export_for_hub(pipe, folder: str | os.PathLike, *, card=None) -> Path:
-    """Write exactly what would be uploaded: our components, the pipeline config, the card.
-
-    The base model's components are left out of the folder and recorded as ``null`` in
-    ``model_index.json``; load them from the base repository. Written to a temporary
-    folder first and moved into place, so a failure leaves nothing behind.
+def export_for_hub(pipe, folder: str | os.PathLike, *, card=None, safe_serialization: bool = True,
+                   variant: str | None = None) -> Path:
+    """Write exactly what would be uploaded: the pipeline without its text encoders (recorded
+    as ``null`` in ``model_index.json``; the prompt cache replaces them) and the card.
+    Written to a temporary folder first and moved into place, so a failure leaves nothing behind.
     """
+    if not safe_serialization:
+        raise ValueError("safe_serialization=False would upload pickle weights; only safetensors are written")
     if pipe.prompt_cache is None:
         pipe.ensure_prompt_cache()
     parked = {name: getattr(pipe, name) for name in BASE_COMPONENTS}
     try:
         with export_staging(Path(folder)) as tmp:
             pipe.register_modules(**dict.fromkeys(BASE_COMPONENTS))
-            pipe.save_pretrained(tmp)
-            (card or model_card(pipe.task.name)).save(tmp / "README.md")
+            pipe.save_pretrained(tmp, variant=variant)
+            (card or model_card(pipe.task.name, base_model=hub_base_model(pipe.config))).save(tmp / "README.md")
     finally:
         pipe.register_modules(**parked)
     return Path(folder)
 
 
-OUR_ENTRIES = ("transformer", "transformer_lora", "prompt_cache")
+OUR_ENTRIES = ("transformer", "transformer_lora", "vae", "scheduler", "prompt_cache")
 
 
-def export_folder(source: str | os.PathLike, folder: str | os.PathLike, *, card=None) -> Path:
+def hub_base_model(config) -> str:
+    """The base model for a card's metadata: the recorded one if it is a Hub id, else the default."""
+    base = dict(config).get("base_model")
+    return base if base and not os.path.isabs(base) else DEFAULT_BASE_MODEL
+
+
+def export_folder(source: str | os.PathLike, folder: str | os.PathLike, *, card=None,
+                  base_model: str | None = None) -> Path:
     """File-level export of a saved pipeline or training checkpoint folder (no weights are
-    loaded): copies ``transformer/`` or ``transformer_lora/`` and ``prompt_cache/``, writes
-    ``model_index.json`` with the base model's components set to ``null``, and the card."""
+    loaded): copies ``transformer/`` or ``transformer_lora/``, ``vae/`` and ``scheduler/``
+    when present, and ``prompt_cache/``; writes ``model_index.json`` with the text encoders
+    set to ``null`` (and ``base_model`` replaced when given, e.g. a Hub id for a model trained
+    from a local copy), and the card."""
     source, folder = Path(source), Path(folder)
     index_path = source / "model_index.json"
     if not index_path.is_file():
@@ -216,45 +227,68 @@ def export_folder(source: str | os.PathLike, folder: str | os.PathLike, *, card=
         for name in OUR_ENTRIES:
             if (source / name).is_dir():
                 shutil.copytree(source / name, tmp / name)
+            elif name in index:
+                index[name] = [None, None]
         for name in BASE_COMPONENTS:
             if name in index:
                 index[name] = [None, None]
+        if base_model is not None:
+            index["base_model"], index["base_model_revision"] = base_model, None
         (tmp / "model_index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
         task = index["task"]["name"] if isinstance(index.get("task"), dict) else index.get("task")
-        (card or model_card(task)).save(tmp / "README.md")
+        (card or model_card(task, base_model=hub_base_model(index))).save(tmp / "README.md")
     return folder
 
 
-def upload_folder(folder: str | os.PathLike, repo_id: str, *, private: bool = False, token: str | None = None,
-                  commit_message: str = "Upload Edit2Perceive model") -> str:
-    """Create ``repo_id`` if needed and upload an exported folder."""
+def upload_folder(folder: str | os.PathLike, repo_id: str, *, private: bool | None = None, token: str | None = None,
+                  commit_message: str | None = None, repo_type: str = "model", **upload_kwargs) -> str:
+    """Create ``repo_id`` (a ``repo_type`` repository) if needed and upload ``folder``
+    (``upload_kwargs``: ``HfApi.upload_folder``'s, e.g. ``allow_patterns``, ``create_pr``,
+    ``revision``, ``commit_description``)."""
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True)
-    info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message)
+    api.create_repo(repo_id, private=private, exist_ok=True, repo_type=repo_type)
+    info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type=repo_type,
+                             commit_message=commit_message or "Upload Edit2Perceive model", **upload_kwargs)
     return str(getattr(info, "commit_url", info))
 
 
-def push_to_hub(pipe, repo_id: str, *, card=None, private: bool = False, dry_run_dir: str | None = None,
-                token: str | None = None, commit_message: str = "Upload Edit2Perceive model") -> str:
-    """Upload our parts of ``pipe`` to ``repo_id`` (see :func:`export_for_hub`).
+def push_to_hub(pipe, repo_id: str, *, card=None, dry_run_dir: str | None = None, commit_message: str | None = None,
+                private: bool | None = None, token: str | None = None, create_pr: bool = False,
+                safe_serialization: bool = True, variant: str | None = None, **upload_kwargs) -> str:
+    """Upload ``pipe`` to ``repo_id`` (see :func:`export_for_hub`), with diffusers'
+    ``push_to_hub`` keywords; further keywords go to ``HfApi.upload_folder`` (``revision``,
+    ``commit_description``, ...).
 
     ``dry_run_dir``: only write the folder that would be uploaded and return its path.
     """
+    export = {"card": card, "safe_serialization": safe_serialization, "variant": variant}
     if dry_run_dir is not None:
-        return str(export_for_hub(pipe, dry_run_dir, card=card))
+        return str(export_for_hub(pipe, dry_run_dir, **export))
     with tempfile.TemporaryDirectory() as tmp:
-        export_for_hub(pipe, Path(tmp) / "export", card=card)
-        return upload_folder(Path(tmp) / "export", repo_id, private=private, token=token, commit_message=commit_message)
+        export_for_hub(pipe, Path(tmp) / "export", **export)
+        return upload_folder(Path(tmp) / "export", repo_id, private=private, token=token, commit_message=commit_message,
+                             create_pr=create_pr, **upload_kwargs)
 
 
 def load_summaries(paths) -> list[dict]:
-    """``summary.json`` files (or folders holding one) -> summary dicts."""
+    """``summary.json`` files (or folders holding one) -> summary dicts of whole-benchmark
+    evaluations. ``ValueError`` naming the file for one that is unreadable, or that covers
+    only the first ``--max-samples`` images (a card would show it as the benchmark's result)."""
     out = []
     for p in paths:
         p = Path(p)
         p = p / "summary.json" if p.is_dir() else p
-        with open(p) as f:
-            out.append(json.load(f))
+        try:
+            s = json.loads(p.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ValueError(f"{p}: not an e2p evaluate summary.json ({type(err).__name__}: {err})") from None
+        if not isinstance(s, dict) or not {"task", "metrics", "protocol"} <= set(s):
+            raise ValueError(f"{p}: not an e2p evaluate summary.json (expected task, metrics and protocol)")
+        if s.get("max_samples"):
+            raise ValueError(f"{p}: an evaluation of the first {s['max_samples']} images only (--max-samples; "
+                             f"{s.get('num_evaluated')} evaluated) is not the benchmark's result; evaluate the whole "
+                             f"{s.get('dataset_name', s.get('dataset'))} set without --max-samples")
+        out.append(s)
     return out

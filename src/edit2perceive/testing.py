@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from .core.flow import FLUX_SCHEDULER_CONFIG  # noqa: F401 - also public here
+
 #: Transformer config of black-forest-labs/FLUX.1-Kontext-dev (transformer/config.json).
 FLUX_KONTEXT_DEV_TRANSFORMER_CONFIG: dict = {
     "patch_size": 1,
@@ -44,17 +46,6 @@ FLUX_VAE_CONFIG: dict = {
     "shift_factor": 0.1159,
     "use_quant_conv": False,
     "use_post_quant_conv": False,
-}
-
-#: Scheduler config shipped with FLUX.1 Kontext-dev (scheduler/scheduler_config.json).
-FLUX_SCHEDULER_CONFIG: dict = {
-    "base_image_seq_len": 256,
-    "base_shift": 0.5,
-    "max_image_seq_len": 4096,
-    "max_shift": 1.15,
-    "num_train_timesteps": 1000,
-    "shift": 3.0,
-    "use_dynamic_shifting": True,
 }
 
 TINY_TEXT_DIM = 32  # T5 d_model == transformer joint_attention_dim

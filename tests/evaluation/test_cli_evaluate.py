@@ -49,7 +49,7 @@ def test_missing_prediction_and_bad_layout_exit_codes(tmp_path, capsys):
     assert rc == 1 and "no saved prediction for sample 'test/kitchen_0004/rgb_0001'" in capsys.readouterr().err
     rc = main(["evaluate", "--task", "depth", "--dataset", "kitti", "--data-dir", str(tmp_path / "nyu"),
                "--predictions", str(tmp_path / "preds"), "--no-progress"])
-    assert rc == 1 and "Eigen split file" in capsys.readouterr().err
+    assert rc == 2 and "Eigen split file" in capsys.readouterr().err  # a layout error: exit 2, as documented
     rc = main(["evaluate", "--task", "normal", "--dataset", "kitti", "--data-dir", str(tmp_path),
                "--predictions", str(tmp_path / "preds")])
     assert rc == 2 and "unknown normal dataset" in capsys.readouterr().err
@@ -99,7 +99,7 @@ def test_model_path_uses_pipeline_contract(tmp_path, monkeypatch, capsys):
         def to(self, device):
             return self
 
-        def __call__(self, image, points=None, processing_resolution=None, output_type="np", show_progress_bar=True):
+        def __call__(self, image, points=None, processing_resolution=None, output_type="np"):
             calls.append(("call", image.size, len(points[0]), processing_resolution))
             w, h = image.size
             return FakeOut(np.full((h, w), 0.5, np.float32))

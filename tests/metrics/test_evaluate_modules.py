@@ -150,3 +150,47 @@ def test_install_makes_e2p_names_load_offline(tmp_path):
     cached = list((tmp_path / "home" / "modules" / "evaluate_modules" / "metrics").glob("e2p--*/*/*.py"))
     assert sorted(p.name for p in cached if p.name != "__init__.py") == sorted(
         f"{n}.py" for n in ["absrel", "delta1", "depth_metrics", "normal_metrics", "matting_metrics"])
+
+
+WHEEL_CHECK = """
+import numpy as np, evaluate, edit2perceive
+from edit2perceive.cli import main
+assert "site" in edit2perceive.__file__ or "unpacked" in edit2perceive.__file__, edit2perceive.__file__
+assert main(["metrics", "install"]) == 0
+module = evaluate.load("e2p/absrel")
+print(module.info.homepage)
+print(module.compute(predictions=[np.array([[1.0, 2.0], [4.0, 8.0]])], references=[np.array([[1.0, 2.0], [4.0, 10.0]])],
+                     alignment=None)["abs_rel"])
+"""
+
+
+def test_install_works_from_an_installed_wheel(tmp_path):
+    """`pip wheel` the project, unpack the wheel (what pip install puts in site-packages) and run
+    `e2p metrics install` from it, far from any checkout: the module scripts ship as package data."""
+    build = tmp_path / "build"
+    build.mkdir()
+    for name in ("setup.py", "README.md"):
+        (build / name).write_bytes((REPO / name).read_bytes())
+    import shutil
+    import zipfile
+
+    for name in ("src", "metrics"):
+        shutil.copytree(REPO / name, build / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", str(build),
+                           "-w", str(tmp_path / "dist")], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (wheel,) = (tmp_path / "dist").glob("edit2perceive-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extractall(tmp_path / "unpacked")
+    assert (tmp_path / "unpacked" / "edit2perceive" / "metrics_modules" / "absrel" / "absrel.py").is_file()
+    env = {**os.environ, "HF_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1",
+           "PYTHONPATH": str(tmp_path / "unpacked")}
+    env.pop("HF_MODULES_CACHE", None)
+    run = tmp_path / "elsewhere"
+    run.mkdir()
+    proc = subprocess.run([sys.executable, "-c", WHEEL_CHECK], cwd=run, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    homepage, abs_rel = proc.stdout.strip().splitlines()[-2:]
+    assert homepage == "https://github.com/showlab/Edit2Perceive"
+    assert float(abs_rel) == pytest.approx(0.2 / 4)  # |8 - 10| / 10 on one of four pixels, no alignment

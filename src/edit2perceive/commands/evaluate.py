@@ -7,6 +7,10 @@ predictor, counts, metrics) and ``results.md`` (the paper's table layout). Exact
 one ``<sample_id>.npy`` per sample, ids as the dataset reader lists them, e.g.
 ``test/kitchen_0004/rgb_0001.npy`` for NYUv2) is required.
 Exit status: 0 on success, 2 for bad arguments or data layout, 1 when a sample fails.
+
+Under ``accelerate launch`` (N processes, one or many machines) each process evaluates
+every N-th sample; the metric accumulators are summed across processes, so the numbers are
+the one-process numbers, printed and written by the main process only.
 """
 
 from __future__ import annotations
@@ -63,7 +67,17 @@ def run(args) -> int:
         make_protocol,
     )
     from edit2perceive.evaluation.report import paper_table
+    from edit2perceive.evaluation.runner import SetupError
+    from edit2perceive.inference_at_scale import end_processes, process_state
 
+    state = process_state()
+    accelerator = None
+    if state.num_processes > 1:
+        from accelerate import Accelerator
+
+        accelerator = Accelerator(cpu=state.device.type == "cpu")
+    device = args.device or (None if state.num_processes == 1 else
+                             "cpu" if state.device.type == "cpu" else str(state.device))
     try:
         proto = make_protocol(args.task, args.dataset, args.protocol, alignment=args.alignment,
                               aggregation=args.aggregation, region=args.region, conn_mode=args.conn_mode,
@@ -71,21 +85,27 @@ def run(args) -> int:
         if args.predictions is not None:
             predictor = SavedPredictions(args.predictions, depth_encoding=args.depth_encoding)
         else:
-            predictor = PipelinePredictor(args.model, args.task, device=args.device,
+            predictor = PipelinePredictor(args.model, args.task, device=device,
                                           processing_resolution=args.processing_resolution, **ModelOptions.from_args(args).load_kwargs())
     except (ValueError, FileNotFoundError) as err:
         print(f"e2p evaluate: {err}", file=sys.stderr)
-        return 2
+        return end_processes(state, 2)
     out = args.output_dir or Path("eval_results") / f"{args.task}_{proto.dataset}_{args.protocol}"
     try:
         result = evaluate_benchmark(args.task, proto.dataset, args.data_dir, predictor, protocol=proto,
                                     split_file=args.split_file, max_samples=args.max_samples, output_dir=out,
-                                    method=args.method, progress=not args.no_progress)
-    except (ValueError, FileNotFoundError, OSError) as err:
+                                    method=args.method, progress=not args.no_progress, accelerator=accelerator)
+    except SetupError as err:
         print(f"e2p evaluate: {err}", file=sys.stderr)
-        return 1
+        return 2
+    except (ValueError, FileNotFoundError, OSError) as err:  # the library's keyword hint, as the flag
+        print(f"e2p evaluate: {str(err).replace('nonfinite=' + repr('mask'), '--nonfinite mask')}", file=sys.stderr)
+        return 1  # under accelerate launch the launcher stops the other processes
+    if not state.is_main_process:
+        return end_processes(state, 0)
     s = result.summary
     print(paper_table([s]), end="")
     print(f"e2p evaluate: {s['num_evaluated']} images evaluated ({s['num_skipped']} skipped, {s['num_nan']} empty) "
           f"under the {args.protocol} protocol; results in {out}", file=sys.stderr)
-    return 0
+    return end_processes(state, 0)
+

@@ -1,8 +1,10 @@
 """``e2p push`` and ``e2p card``: share a trained model on the Hub with a model card.
 
-Only what is ours is uploaded: ``transformer/`` (or ``transformer_lora/``), ``prompt_cache/``,
-``model_index.json`` (base components set to null) and ``README.md`` (the card). The base
-model's VAE and text encoders are never re-hosted.
+Uploaded: ``transformer/`` with ``vae/`` (a full model loads alone) or ``transformer_lora/``
+(a LoRA loads the rest from the base model its config names), ``scheduler/``, ``prompt_cache/``,
+``model_index.json`` (text encoders set to null: the prompt cache replaces them) and
+``README.md`` (the card). ``--base-model`` replaces the recorded base, e.g. with the Hub id of
+the local copy a model was trained from.
 """
 
 from __future__ import annotations
@@ -31,14 +33,19 @@ def _training_info(folder: Path) -> dict:
     return {k: args[k] for k in keys if k in args}
 
 
-def _card(model_dir: Path, *, repo_id: str, summary_paths):
+def _card(model_dir: Path, *, repo_id: str, summary_paths, base_model: str | None = None):
     """The model card of ``model_dir`` (a ``huggingface_hub.ModelCard``) for ``repo_id``, with
-    the metrics of the ``e2p evaluate`` summaries at ``summary_paths``."""
+    the metrics of the ``e2p evaluate`` summaries at ``summary_paths``; ``base_model`` replaces
+    the recorded base in its metadata."""
     from edit2perceive.core.base_model import DEFAULT_BASE_MODEL
-    from edit2perceive.hub import load_summaries, model_card
+    from edit2perceive.hub import hub_base_model, load_summaries, model_card
 
-    index = json.loads((model_dir / "model_index.json").read_text())
-    task = index["task"]["name"]
+    index_path = model_dir / "model_index.json"
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+        task = index["task"]["name"]
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{index_path}: not a model index with a task ({type(err).__name__}: {err})") from None
     summaries = load_summaries(summary_paths or [])
     wrong = [s["task"] for s in summaries if s["task"] != task]
     if wrong:
@@ -50,7 +57,8 @@ def _card(model_dir: Path, *, repo_id: str, summary_paths):
         return reference_card(task, source=converted["source"].split("/")[-1], fmt=converted["format"],
                               config=index, base_model=converted.get("base_model") or DEFAULT_BASE_MODEL,
                               repo_id=repo_id, summaries=summaries)
-    return model_card(task, repo_id=repo_id, summaries=summaries, training=_training_info(model_dir))
+    return model_card(task, repo_id=repo_id, summaries=summaries, training=_training_info(model_dir),
+                      base_model=base_model or hub_base_model(index))
 
 
 def _reference_release(model_dir: Path) -> dict | None:
@@ -72,6 +80,8 @@ def register(subparsers) -> None:
     p.add_argument("--repo-id", required=True, help="Hub repository, e.g. you/e2p-depth")
     p.add_argument("--summary", nargs="*", help="e2p evaluate summary.json files (or their folders) for model-index")
     p.add_argument("--private", action="store_true", help="create the repository as private")
+    p.add_argument("--base-model", default=None, metavar="HUB_ID",
+                   help="record this base model instead of the one in the config (e.g. the Hub id of a local copy)")
     p.add_argument("--dry-run", type=Path, default=None, metavar="DIR",
                    help="write the exact folder that would be uploaded to DIR, upload nothing")
     p.set_defaults(func=run_push)
@@ -88,15 +98,15 @@ def run_push(args) -> int:
     from edit2perceive.hub import export_folder, upload_folder
 
     try:
-        card = _card(args.model_dir, repo_id=args.repo_id, summary_paths=args.summary)
+        card = _card(args.model_dir, repo_id=args.repo_id, summary_paths=args.summary, base_model=args.base_model)
         if args.dry_run is not None:
-            export_folder(args.model_dir, args.dry_run, card=card)
+            export_folder(args.model_dir, args.dry_run, card=card, base_model=args.base_model)
             print(f"e2p push: dry run, wrote the upload to {args.dry_run}", file=sys.stderr)
             return 0
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
-            folder = export_folder(args.model_dir, Path(tmp) / "export", card=card)
+            folder = export_folder(args.model_dir, Path(tmp) / "export", card=card, base_model=args.base_model)
             print(upload_folder(folder, args.repo_id, private=args.private))
         return 0
     except (ValueError, FileExistsError, OSError) as err:

@@ -1,10 +1,10 @@
 """The base model's parts (FLUX.1 Kontext-dev): loading them, quantization, completion.
 
-Our saved and shared pipelines hold only what is ours (transformer or LoRA, prompt cache,
-config); the VAE, the base transformer under a LoRA and the text encoders come from a base
-model in ``FluxKontextPipeline`` layout (a local folder or a Hub id), component by component:
-``vae/``, ``transformer/``, ``text_encoder/`` (CLIP), ``tokenizer/``, ``text_encoder_2/``
-(T5), ``tokenizer_2/``, ``scheduler/``.
+Pipeline configs record their base (``base_model``, ``base_model_revision``: a Hub id or a
+``FluxKontextPipeline``-layout folder) whenever it is known. Full models are saved with their
+VAE; LoRA models hold the adapter and name their base, from which ``from_pretrained`` loads
+the rest: ``vae/``, ``transformer/``, and the text encoders only without a prompt cache
+(see docs/sharing.md).
 """
 
 from __future__ import annotations
@@ -55,8 +55,9 @@ def load_base_component(base_model: str, name: str, *, torch_dtype=None, quantiz
         return cls.from_pretrained(base_model, subfolder=name, **kwargs)
     if name == "scheduler":
         return cls.from_pretrained(base_model, subfolder=name, **kwargs)
+    kwargs["use_safetensors"] = True  # pickle weights are never loaded
     if torch_dtype is not None:
-        kwargs["torch_dtype"] = torch_dtype
+        kwargs["dtype"] = torch_dtype  # diffusers / transformers deprecate torch_dtype=
     if quantize is not None:
         if name != "transformer":
             raise ValueError("only the transformer is quantized")
@@ -98,20 +99,58 @@ def _missing(index: dict, name: str) -> bool:
     return entry is None or (isinstance(entry, (list, tuple)) and entry[0] is None)
 
 
+def recorded_base(base_model: str | os.PathLike | None) -> str | None:
+    """The base model as a pipeline config records it: a local folder as its absolute path
+    (it means nothing relative to another working directory), a Hub id as given."""
+    if base_model is None:
+        return None
+    base_model = os.fspath(base_model)
+    return os.path.abspath(base_model) if os.path.isdir(base_model) else base_model
+
+
+def copy_base_component(base_model: str, name: str, dest: str | os.PathLike, *, revision: str | None = None,
+                        **hub) -> None:
+    """Copy the base's ``name/`` folder (config and safetensors weights, byte for byte, no
+    pickle files) to ``dest``: a local folder or a Hub snapshot."""
+    import shutil
+
+    patterns = (f"{name}/*.json", f"{name}/*.safetensors")
+    if os.path.isdir(base_model):
+        src = os.path.join(base_model, name)
+    else:
+        from huggingface_hub import snapshot_download
+
+        kw = {k: v for k, v in hub.items() if k in _HUB_KEYS and k != "revision" and v is not None}
+        src = os.path.join(snapshot_download(base_model, allow_patterns=list(patterns), revision=revision, **kw), name)
+    if not os.path.isfile(os.path.join(src, "config.json")):
+        raise OSError(f"{base_model!r} has no {name}/config.json")
+    shutil.copytree(src, dest, ignore=lambda d, files: [f for f in files if f.endswith((".bin", ".pt", ".pkl"))])
+
+
 def complete_from_base(model: str, kwargs: dict, *, base_model: str | None, quantize: str | None) -> dict:
     """``from_pretrained`` keywords with the base model's parts that ``model`` lacks added.
 
-    Filled (unless passed as a keyword): ``vae``; ``transformer`` when the folder has none
-    (always for a LoRA model); the tokenizers and text encoders only without a prompt cache.
-    With ``quantize`` the transformer (ours or the base's) is loaded through
-    bitsandbytes.
+    The base is ``base_model`` if given, else the one recorded in ``model``'s config (with
+    its revision). Filled (unless passed as a keyword): ``vae`` and ``transformer`` when the
+    folder has none (a LoRA model, a model saved without its VAE); the tokenizers and text
+    encoders only without a prompt cache. With ``quantize`` the transformer (ours or the
+    base's) is loaded through bitsandbytes. A base that cannot be loaded (offline and not
+    cached, a missing folder) is an ``OSError`` naming it and what would do instead.
     """
     kwargs = dict(kwargs)
-    if base_model is None and quantize is None:
-        return kwargs
-    index = _model_index(os.fspath(model), kwargs)
-    dtype = kwargs.get("torch_dtype")
-    wanted = [n for n in ("vae", "transformer") if _missing(index, n)]  # the scheduler is not used
+    try:
+        index = _model_index(os.fspath(model), kwargs)
+    except OSError:
+        if base_model is None and quantize is None:
+            return kwargs  # diffusers' from_pretrained reports the unreachable model itself
+        raise
+    revision = None
+    if base_model is None:
+        base_model, revision = index.get("base_model"), index.get("base_model_revision")
+    else:
+        kwargs["base_model"] = recorded_base(base_model)  # the config records the base in use
+    dtype = kwargs.get("dtype", kwargs.get("torch_dtype"))
+    wanted = [n for n in ("vae", "transformer") if _missing(index, n)]
     if _missing(index, "prompt_cache"):
         wanted += [n for n in TEXT_PARTS if _missing(index, n)]
     wanted = [n for n in wanted if n not in kwargs]
@@ -123,7 +162,16 @@ def complete_from_base(model: str, kwargs: dict, *, base_model: str | None, quan
         if quantize is not None and "transformer" in wanted:
             raise ValueError(f"{model}: --quantize needs the base model (base_model=) for the base transformer")
         return kwargs
+    hub = {**hub_kwargs(kwargs), "revision": revision}
     for name in wanted:
-        kwargs[name] = load_base_component(base_model, name, torch_dtype=dtype,
-                                           quantize=quantize if name == "transformer" else None, **hub_kwargs(kwargs))
+        try:
+            kwargs[name] = load_base_component(base_model, name, torch_dtype=dtype,
+                                               quantize=quantize if name == "transformer" else None, **hub)
+        except OSError as err:
+            at = f" at revision {revision}" if revision else ""
+            raise OSError(
+                f"{model}: its {name} comes from the base model {base_model!r}{at}, which could not be loaded "
+                f"({err}). Pass base_model= a folder in FluxKontextPipeline layout (e.g. a local copy of "
+                f"{DEFAULT_BASE_MODEL}), pass {name}= yourself, or load once online so the Hub cache holds it."
+            ) from err
     return kwargs

@@ -16,7 +16,6 @@ Tensors are ``B x C x H x W`` latents; ``sigma`` is a float or a ``(B,)`` tensor
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -52,53 +51,44 @@ def one_step_estimate(x: torch.Tensor, velocity: torch.Tensor, sigma: float | to
     return x - _as_batch_sigma(sigma, x) * velocity
 
 
-def dynamic_shift_mu(
-    image_seq_len: int,
-    base_seq_len: int = 256,
-    max_seq_len: int = 4096,
-    base_shift: float = 0.5,
-    max_shift: float = 1.15,
-) -> float:
-    """Flux's resolution-dependent shift ``mu`` (linear in the number of *target* tokens)."""
-    slope = (max_shift - base_shift) / (max_seq_len - base_seq_len)
-    return image_seq_len * slope + (base_shift - slope * base_seq_len)
-
-
-def time_shift(sigmas: torch.Tensor, mu: float) -> torch.Tensor:
-    """Flux's exponential time shift ``e^mu / (e^mu + 1/sigma - 1)``; keeps 0 -> 0 and 1 -> 1."""
-    sigmas = torch.as_tensor(sigmas, dtype=torch.float64)
-    scaled = math.exp(mu) * sigmas  # the same ratio multiplied by sigma: exact at 0 and 1
-    return scaled / (scaled + (1.0 - sigmas))
-
-
-def sigma_grid(num_steps: int, *, mu: float | None = None) -> torch.Tensor:
-    """``num_steps + 1`` sigmas from 1 (noise) down to 0 (data), float64.
-
-    Linear by default; with ``mu`` the grid is time-shifted as Flux does for sampling.
-    ``num_steps = 1`` gives ``[1, 0]``: the single-step estimate.
-    """
+def sigma_grid(num_steps: int) -> torch.Tensor:
+    """``num_steps + 1`` sigmas from 1 (noise) down to 0 (data) in equal steps, float64.
+    ``num_steps = 1`` gives ``[1, 0]``: the single-step estimate."""
     if int(num_steps) != num_steps or num_steps < 1:
         raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
-    sigmas = torch.linspace(1.0, 0.0, int(num_steps) + 1, dtype=torch.float64)
-    return sigmas if mu is None else time_shift(sigmas, mu)
+    return torch.linspace(1.0, 0.0, int(num_steps) + 1, dtype=torch.float64)
 
 
-#: The reference's (DiffSynth's FlowMatchScheduler) smallest training sigma, ``0.003 / 1.002``.
+#: Shift and last sigma of the reference's (DiffSynth's FlowMatchScheduler) 1000-step
+#: training grid (models/flowmatch_scheduler.py): ``sigma_min = 0.003 / 1.002``.
+REFERENCE_SHIFT = 3.0
 REFERENCE_SIGMA_MIN = 0.003 / 1.002
 #: Inference sigma schedules: ``"linear"`` (ours) and ``"shifted"`` (the reference's grid).
 SIGMA_SCHEDULES = ("linear", "shifted")
+#: FLUX.1's ``scheduler/scheduler_config.json`` (``FlowMatchEulerDiscreteScheduler``): the
+#: pipeline's scheduler when none is given.
+FLUX_SCHEDULER_CONFIG: dict = {
+    "base_image_seq_len": 256,
+    "base_shift": 0.5,
+    "max_image_seq_len": 4096,
+    "max_shift": 1.15,
+    "num_train_timesteps": 1000,
+    "shift": 3.0,
+    "use_dynamic_shifting": True,
+}
 
 
-def constant_shift(sigmas: torch.Tensor, shift: float = 3.0) -> torch.Tensor:
-    """SD3-style constant shift ``shift * s / (1 + (shift - 1) * s)``; keeps 0 -> 0 and 1 -> 1."""
-    sigmas = torch.as_tensor(sigmas, dtype=torch.float64)
-    return shift * sigmas / (1.0 + (shift - 1.0) * sigmas)
+def shift_sigmas(sigmas, shift: float = REFERENCE_SHIFT) -> torch.Tensor:
+    """SD3-style constant shift ``shift * s / (1 + (shift - 1) * s)`` (float64); keeps 0 -> 0 and 1 -> 1."""
+    s = torch.as_tensor(sigmas, dtype=torch.float64)
+    return shift * s / (1.0 + (shift - 1.0) * s)
 
 
-def shifted_sigma_grid(num_steps: int, *, sigma_min: float = REFERENCE_SIGMA_MIN, shift: float = 3.0) -> torch.Tensor:
+def shifted_sigma_grid(num_steps: int, *, sigma_min: float = REFERENCE_SIGMA_MIN,
+                       shift: float = REFERENCE_SHIFT) -> torch.Tensor:
     """The reference's N-step grid (REFERENCE.md): ``num_steps + 1`` sigmas, float64.
 
-    ``constant_shift(linspace(1, sigma_min, num_steps), shift)`` followed by 0: Euler steps
+    ``shift_sigmas(linspace(1, sigma_min, num_steps), shift)`` followed by 0: Euler steps
     between them, the last one straight to 0. ``num_steps = 1`` gives ``[1, 0]``, the same
     single step as the linear grid.
     """
@@ -106,7 +96,7 @@ def shifted_sigma_grid(num_steps: int, *, sigma_min: float = REFERENCE_SIGMA_MIN
         raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
     if not 0.0 <= sigma_min < 1.0:
         raise ValueError(f"sigma_min must be in [0, 1), got {sigma_min}")
-    grid = constant_shift(torch.linspace(1.0, sigma_min, int(num_steps), dtype=torch.float64), shift)
+    grid = shift_sigmas(torch.linspace(1.0, sigma_min, int(num_steps), dtype=torch.float64), shift)
     return torch.cat([grid, torch.zeros(1, dtype=torch.float64)])
 
 
@@ -117,6 +107,22 @@ def inference_sigmas(num_steps: int, schedule: str = "linear") -> torch.Tensor:
     if schedule == "shifted":
         return shifted_sigma_grid(num_steps)
     raise ValueError(f"sigma schedule must be one of {SIGMA_SCHEDULES}, got {schedule!r}")
+
+
+def scheduler_sigmas(scheduler, num_steps: int, schedule: str = "linear") -> torch.Tensor:
+    """The grid ``scheduler`` (a diffusers ``FlowMatchEulerDiscreteScheduler``) sets for
+    ``schedule``: :func:`inference_sigmas` without its final 0 goes to
+    ``scheduler.set_timesteps(sigmas=...)``, which shifts it by the scheduler's config and
+    appends 0. With dynamic shifting ``mu`` is the identity (0 exponential, 1 linear; the
+    schedule is not resolution-dependent), so FLUX.1's config returns our grid (float32);
+    a scheduler with a static shift, Karras sigmas, ... changes it. Returns float64.
+    """
+    sigmas = inference_sigmas(num_steps, schedule)[:-1].tolist()
+    mu = None
+    if scheduler.config.get("use_dynamic_shifting", False):
+        mu = 1.0 if scheduler.config.get("time_shift_type", "exponential") == "linear" else 0.0
+    scheduler.set_timesteps(sigmas=sigmas, mu=mu)
+    return scheduler.sigmas.to(torch.float64)
 
 
 VelocityFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -283,17 +289,6 @@ def sample_sigmas(
 
 
 # -- The reference implementation's single-step update (released checkpoints) -------------
-#: Shift and last sigma of the reference's 1000-step training grid (models/flowmatch_scheduler.py).
-REFERENCE_SHIFT = 3.0
-REFERENCE_SIGMA_MIN = 0.003 / 1.002
-
-
-def shift_sigmas(sigmas, shift: float) -> torch.Tensor:
-    """SD3-style constant shift ``shift * s / (1 + (shift - 1) * s)`` (float64)."""
-    s = torch.as_tensor(sigmas, dtype=torch.float64)
-    return shift * s / (1.0 + (shift - 1.0) * s)
-
-
 def reference_single_step_sigma() -> float:
     """Where the reference's single step ends: ``shift(sigma_min)``, about 0.00893.
 

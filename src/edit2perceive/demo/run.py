@@ -85,7 +85,7 @@ def _predict_all(pipe, task: str, examples: list[dict], *, resolution: int, poin
     out = []
     for ex in tqdm(examples, desc=f"predict {task}", leave=False):
         points = [points_fn(ex)] if task == "matting" else None
-        out.append(pipe(ex["rgb"], points=points, processing_resolution=resolution, show_progress_bar=False).prediction[0])
+        out.append(pipe(ex["rgb"], points=points, processing_resolution=resolution).prediction[0])
     return out
 
 
@@ -201,7 +201,7 @@ def predict_photos(pipes: dict, report_dir: Path, *, resolution: int) -> dict:
         files = {}
         for task, pipe in pipes.items():
             points = [photo["points"]] if task == "matting" else None
-            pred = pipe(rgb, points=points, processing_resolution=resolution, show_progress_bar=False).prediction[0]
+            pred = pipe(rgb, points=points, processing_resolution=resolution).prediction[0]
             if task == "depth":
                 images.append(depth_to_color(pred))
                 if "depth" in photo:

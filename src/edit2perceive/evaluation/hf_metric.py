@@ -79,7 +79,8 @@ class ScalarReducingMetric(evaluate.Metric):
 
     SCALARS: tuple[str, ...] = ()
     OPTIONS: tuple[str, ...] = ()
-    HOMEPAGE = "https://github.com/edit2perceive/edit2perceive"
+    #: the method's code by the paper's authors; this library has no homepage of its own
+    HOMEPAGE = "https://github.com/showlab/Edit2Perceive"
 
     def _metric_info(self, description: str, citation: str, inputs_description: str) -> evaluate.MetricInfo:
         return evaluate.MetricInfo(

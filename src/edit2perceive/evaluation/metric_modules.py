@@ -1,4 +1,5 @@
-"""Ship the ``evaluate`` modules in ``metrics/<name>/``: install offline, or publish as Spaces.
+"""Ship the ``evaluate`` modules in ``metrics/<name>/`` (installed with the package as
+``edit2perceive/metrics_modules/<name>/``): install offline, or publish as Spaces.
 
 - :func:`install_metric_modules` seeds evaluate's module cache (``$HF_MODULES_CACHE``, by
   default ``$HF_HOME/modules``) so ``evaluate.load("e2p/<name>")`` works offline: evaluate
@@ -29,8 +30,12 @@ launch_gradio_widget(module)
 
 
 def find_metric_sources(source: str | os.PathLike | None = None) -> Path:
-    """The ``metrics/`` folder: ``source``, else the repository of this package, else ``./metrics``."""
-    candidates = [Path(source)] if source else [Path(__file__).resolve().parents[3] / "metrics", Path.cwd() / "metrics"]
+    """The module scripts: ``source``, else those installed with the package
+    (``edit2perceive/metrics_modules/``, the repository's ``metrics/`` shipped as package
+    data), else a checkout's ``metrics/`` (running from ``src/``), else ``./metrics``."""
+    here = Path(__file__).resolve()
+    candidates = [Path(source)] if source else [here.parents[1] / "metrics_modules", here.parents[3] / "metrics",
+                                                Path.cwd() / "metrics"]
     for c in candidates:
         if all((c / name / f"{name}.py").is_file() for name in METRIC_MODULES):
             return c

@@ -102,8 +102,7 @@ class PipelinePredictor:
         image = PIL.Image.fromarray(sample.load_rgb())
         prompt = {"point_maps": [points]} if isinstance(points, PointMap) else {
             "points": [list(points)] if points else None}
-        out = self.pipe(image, **prompt, processing_resolution=self.processing_resolution, output_type="np",
-                        show_progress_bar=False)
+        out = self.pipe(image, **prompt, processing_resolution=self.processing_resolution, output_type="np")
         return np.asarray(out.prediction[0])
 
     def describe(self) -> dict:

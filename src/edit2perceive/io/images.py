@@ -58,14 +58,15 @@ def _upright(img: PIL.Image.Image) -> PIL.Image.Image:
     return PIL.ImageOps.exif_transpose(img) if orientation not in (None, 1) else img
 
 
-def open_image(path: str | os.PathLike, max_pixels: int | None = None) -> PIL.Image.Image:
-    """Open and fully decode an image file, upright (EXIF orientation applied).
+def open_image(path, max_pixels: int | None = None, *, name: str | None = None) -> PIL.Image.Image:
+    """Open and fully decode an image file (a path or a binary file object, then ``name``
+    names it in errors), upright (EXIF orientation applied).
 
     ``ValueError`` naming the file if it cannot be read or declares more than ``max_pixels``
     (default :func:`max_image_pixels`) pixels; the size check reads only the header.
     """
     limit = max_image_pixels() if max_pixels is None else int(max_pixels)
-    name = os.fspath(path)
+    name = name or (os.fspath(path) if isinstance(path, (str, os.PathLike)) else "image")
     try:
         with warnings.catch_warnings():  # PIL's own bomb warning: the limit below decides
             warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
@@ -121,6 +122,15 @@ def pil_to_unit_rgb(img: PIL.Image.Image, name: str = "image") -> np.ndarray:
     if img.mode == "F":
         return _array_to_unit_rgb(np.asarray(img, dtype=np.float32), name)
     return _array_to_unit_rgb(np.asarray(img.convert("RGB")), name)
+
+
+def open_rgb8(path, *, name: str | None = None) -> PIL.Image.Image:
+    """:func:`open_image`, then 8-bit RGB (greyscale / RGBA / 16-bit converted as above)."""
+    img = open_image(path, name=name)
+    if img.mode == "RGB":  # already 8-bit RGB: no float copies of a large photo
+        return img
+    label = name or (os.fspath(path) if isinstance(path, (str, os.PathLike)) else "image")
+    return PIL.Image.fromarray(np.round(pil_to_unit_rgb(img, label) * 255).astype(np.uint8))
 
 
 def _one(item, name: str) -> list[torch.Tensor]:

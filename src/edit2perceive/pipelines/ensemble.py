@@ -84,14 +84,13 @@ def plan_members(ensemble_size: int, augmentations=DEFAULT_AUGMENTATIONS) -> lis
     return members
 
 
-def member_resolution(base_resolution: int, height: int, width: int, scale: float) -> int:
+def member_resolution(base_resolution: int, height: int, width: int, scale: float, *, step: int) -> int:
     """Processing resolution (longest side) of a member: the base (``0`` = native, i.e. the
-    image's longest side) times ``scale``, on the 16-px grid, and at least one 16-px step away
-    from the base's side (small images would otherwise round back to it); ``scale = 1`` keeps
-    the base unchanged."""
+    image's longest side) times ``scale``, on the pipeline's ``step``-px grid (its latent
+    multiple), and at least one step away from the base's side (small images would otherwise
+    round back to it); ``scale = 1`` keeps the base unchanged."""
     if scale == 1.0:
         return int(base_resolution)
-    step = 16
     base = max(height, width) if base_resolution == 0 else base_resolution
     base_side = max(step, int(round(base / step)) * step)
     side = max(step, int(round(base * scale / step)) * step)

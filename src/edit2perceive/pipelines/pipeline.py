@@ -6,9 +6,9 @@ options (e.g. the sqrt depth encoding) are part of the pipeline config and survi
 an output dataclass with ``prediction`` (and ``latent``) out. Conventions: see
 :mod:`edit2perceive.core.flow` (sigma = 1 is noise), :mod:`edit2perceive.core.modeling` (Kontext
 tokens) and the task modules (value ranges, normal axes). Test-time ensembles
-(``ensemble_size``, ``output_uncertainty``) are their own stages (``check_ensemble``,
-``predict_ensemble``, ``member_noise``, ``ensemble_predictions``): each member is a plain call
-on augmented inputs (:mod:`edit2perceive.pipelines.ensemble`), combined by the task's ``ensemble``.
+(``ensemble_size``, ``output_uncertainty``) run in the same batching loop as plain calls, over
+``(image, member)`` rows (:mod:`edit2perceive.pipelines.ensemble`), each undone and combined by
+the task's ``ensemble``. The sampling grid comes from the ``scheduler`` component.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from ..tasks.matting import click_point_map, point_map_image, render_point_map, 
 from .conventions import LEGACY_KEYS, Conventions
 from .ensemble import DEFAULT_AUGMENTATIONS, flip_points, member_resolution, plan_members
 
-LATENT_MULTIPLE = 16  # 8x VAE downsampling times 2x2 token packing
+LATENT_MULTIPLE = 16  # FLUX.1: 8x VAE downsampling times 2x2 token packing
 #: bounds of the call's arguments (beyond them every image would fail or run for hours)
 MAX_INFERENCE_STEPS = 1000
 MAX_PROCESSING_RESOLUTION = 8192
@@ -48,8 +48,9 @@ class Edit2PerceivePipelineOutput(BaseOutput):
     Args:
         prediction: depth ``N x H x W`` in [0, 1] (affine-invariant, in the task's encoding
             space); normal ``N x H x W x 3`` unit vectors (x right, y up, z toward the viewer);
-            matting ``N x H x W`` alpha in [0, 1]. numpy or torch per ``output_type``. When
-            inputs of different sizes are matched back to their own resolution, a list.
+            matting ``N x H x W`` alpha in [0, 1] (``output_type="np"``); ``"pt"`` gives torch
+            tensors channels-first, as diffusers' Marigold: ``N x 1 x H x W`` / ``N x 3 x H x W``.
+            When inputs of different sizes are matched back to their own resolution, a list.
         latent: ``N x C x h x w`` final latents before decoding (unpacked), at the
             processing resolution (a list when sizes differ). With an ensemble: those of
             member 0 (the plain prediction).
@@ -63,15 +64,17 @@ class Edit2PerceivePipelineOutput(BaseOutput):
     uncertainty: np.ndarray | torch.Tensor | list | None = None
 
 
-def processing_size(height: int, width: int, processing_resolution: int) -> tuple[int, int]:
+def processing_size(height: int, width: int, processing_resolution: int, *,
+                    multiple: int = LATENT_MULTIPLE) -> tuple[int, int]:
     """Size the model sees: longest side ``processing_resolution`` (0 = native), aspect kept,
-    both sides rounded to the nearest multiple of 16 (at least 16)."""
+    both sides rounded to the nearest ``multiple`` (the pipeline's latent multiple, 16 for
+    FLUX.1; at least one multiple)."""
     if processing_resolution < 0:
         raise ValueError(f"processing_resolution must be >= 0, got {processing_resolution}")
     scale = 1.0 if processing_resolution == 0 else processing_resolution / max(height, width)
 
     def snap(side: float) -> int:
-        return max(LATENT_MULTIPLE, int(round(side / LATENT_MULTIPLE)) * LATENT_MULTIPLE)
+        return max(multiple, int(round(side / multiple)) * multiple)
 
     return snap(height * scale), snap(width * scale)
 
@@ -110,11 +113,15 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             or ``"reference"``): noise, N-step grid, point maps, resizing, timestep embedding,
             decoding. Default ``Conventions()`` (this project's models);
             ``from_reference_checkpoint`` sets ``Conventions.reference()``. Saved in the config
-            under ``conventions``.
+            under ``conventions``. The N-step grid is set by the ``scheduler`` component
+            (FLUX.1's ``FlowMatchEulerDiscreteScheduler`` config when none is given).
         point_map_position_index, noise, single_step_final_sigma, point_map, point_map_sigma,
             resize_mode, timestep_embedding, sigma_schedule: single conventions given loosely
             (as configs saved before ``conventions`` hold them); those not None override
             ``conventions``.
+        base_model: the FLUX.1 Kontext folder or Hub id this model was trained or converted
+            from (and ``base_model_revision``, when known); ``from_pretrained`` fills the parts a
+            saved folder leaves out (LoRA base transformer, text encoders, an absent VAE) from it.
     """
 
     model_cpu_offload_seq = "text_encoder->text_encoder_2->transformer->vae"
@@ -146,6 +153,8 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         resize_mode: str | None = None,
         timestep_embedding: str | None = None,
         sigma_schedule: str | None = None,
+        base_model: str | None = None,
+        base_model_revision: str | None = None,
     ):
         super().__init__()
         task_obj = get_task(task)
@@ -156,6 +165,8 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             raise ValueError(
                 f"prompt cache holds {prompt_cache.prompt!r} but task {task_obj.name!r} uses {task_obj.prompt!r}"
             )
+        if scheduler is None:  # the scheduler sets the sampling grid; FLUX.1's when none is given
+            scheduler = FlowMatchEulerDiscreteScheduler(**flow.FLUX_SCHEDULER_CONFIG)
         self.register_modules(
             transformer=transformer,
             vae=vae,
@@ -173,6 +184,8 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             default_processing_resolution=int(default_processing_resolution),
             max_sequence_length=int(max_sequence_length),
             conventions=conv.to_dict(),
+            base_model=None if base_model is None else str(base_model),
+            base_model_revision=None if base_model_revision is None else str(base_model_revision),
         )
         self.task = task_obj
 
@@ -186,27 +199,31 @@ class Edit2PerceivePipeline(DiffusionPipeline):
                         quantize: str | None = None, **kwargs):
         """diffusers' ``from_pretrained``, plus base-model completion and LoRA models.
 
-        Saved and shared models leave out the base model's parts. ``base_model`` (a folder or
-        Hub id in ``FluxKontextPipeline`` layout, e.g. ``black-forest-labs/FLUX.1-Kontext-dev``)
-        fills whatever is missing and not passed as a keyword: the VAE, the base transformer
-        under a LoRA (``transformer_lora/``, loaded onto it as a peft adapter), and the
-        tokenizers / text encoders only when there is no prompt cache. ``quantize``
-        (``"nf4"`` / ``"int8"``) loads the transformer through diffusers' bitsandbytes config.
+        A full model folder is self-contained (transformer, VAE, prompt cache); a LoRA model
+        holds only its adapter (``transformer_lora/``) and names its base. Whatever a folder
+        leaves out and is not passed as a keyword comes from its base model: the one recorded
+        in its config, or ``base_model`` (a folder or Hub id in ``FluxKontextPipeline`` layout,
+        e.g. ``black-forest-labs/FLUX.1-Kontext-dev``), which overrides it: the VAE, the base
+        transformer under a LoRA (the adapter is loaded onto it with peft), and the tokenizers
+        / text encoders only when there is no prompt cache. A base that cannot be loaded is
+        an ``OSError`` naming it. ``quantize`` (``"nf4"`` / ``"int8"``) loads the transformer
+        through diffusers' bitsandbytes config.
         """
         from ..core.base_model import complete_from_base
         from .folders import check_model_folder, lora_folder
 
+        if kwargs.setdefault("use_safetensors", True) is not True:
+            raise ValueError("use_safetensors must be True: pickle weights are never loaded")
         if os.path.isdir(pretrained_model_name_or_path):
-            check_model_folder(pretrained_model_name_or_path, given=kwargs)
+            check_model_folder(pretrained_model_name_or_path, given=kwargs, components=cls._optional_components)
         lora = lora_folder(pretrained_model_name_or_path, kwargs)
         kwargs = complete_from_base(pretrained_model_name_or_path, kwargs, base_model=base_model, quantize=quantize)
         pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         if lora is not None:
             if pipe.transformer is None:
                 raise ValueError(
-                    f"{pretrained_model_name_or_path} holds a LoRA adapter: pass the base transformer, e.g. "
-                    "transformer=FluxTransformer2DModel.from_pretrained('black-forest-labs/FLUX.1-Kontext-dev', "
-                    "subfolder='transformer')"
+                    f"{pretrained_model_name_or_path} holds a LoRA adapter and records no base model: pass "
+                    "base_model='black-forest-labs/FLUX.1-Kontext-dev' (or a local copy) or transformer="
                 )
             pipe.transformer.load_lora_adapter(lora, adapter_name="default", use_safetensors=True, prefix=None)
         return pipe
@@ -258,17 +275,18 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             self.ensure_prompt_cache()
         return super().save_pretrained(save_directory, *args, **kwargs)
 
-    def push_to_hub(self, repo_id: str, *, card=None, private: bool = False, dry_run_dir: str | None = None,
-                    token: str | None = None, commit_message: str = "Upload Edit2Perceive model", **kwargs) -> str:
-        """Upload only what is ours (transformer, prompt cache, pipeline config, card), never
-        the base model's VAE / text encoders; see :func:`edit2perceive.hub.push_to_hub`.
-        ``dry_run_dir`` writes the exact folder that would be uploaded instead."""
-        if kwargs:
-            raise TypeError(f"unsupported arguments {sorted(kwargs)}")
+    def push_to_hub(self, repo_id: str, commit_message: str | None = None, private: bool | None = None,
+                    token: str | None = None, create_pr: bool = False, safe_serialization: bool = True,
+                    variant: str | None = None, *, card=None, dry_run_dir: str | None = None, **kwargs) -> str:
+        """diffusers' ``push_to_hub`` (same keywords; others go to ``HfApi.upload_folder``):
+        the model without its text encoders (the prompt cache replaces them), with a model
+        card; see :func:`edit2perceive.hub.push_to_hub`. ``dry_run_dir`` writes the exact
+        folder that would be uploaded instead."""
         from ..hub import push_to_hub
 
-        return push_to_hub(self, repo_id, card=card, private=private, dry_run_dir=dry_run_dir, token=token,
-                           commit_message=commit_message)
+        return push_to_hub(self, repo_id, card=card, dry_run_dir=dry_run_dir, commit_message=commit_message,
+                           private=private, token=token, create_pr=create_pr, safe_serialization=safe_serialization,
+                           variant=variant, **kwargs)
 
     # -- inference: preparation ----------------------------------------------------------
     def prepare_points(self, points, images: list, point_maps=None) -> list:
@@ -293,7 +311,12 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             raise ValueError(f"got points for {len(points)} images but {n_images} images")
         out = []
         for i, pts in enumerate(points):
-            arr = np.asarray(pts, dtype=np.float64).reshape(-1, 2) if len(pts) else np.zeros((0, 2))
+            arr = np.asarray(pts, dtype=np.float64) if len(pts) else np.zeros((0, 2))
+            if arr.ndim == 1 and arr.size == 2:
+                arr = arr[None]
+            if arr.ndim != 2 or arr.shape[1] != 2:
+                raise ValueError(f"image {i}: points must be (x, y) pairs, got an array of shape {arr.shape} "
+                                 "(SAM-style (x, y, label) rows? pass only the foreground points' (x, y))")
             if len(arr) == 0:
                 raise ValueError(f"image {i}: the matting task needs at least one foreground point")
             if not np.isfinite(arr).all():
@@ -341,13 +364,14 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         if not steps_ok or not 1 <= num_inference_steps <= MAX_INFERENCE_STEPS:
             raise ValueError(f"num_inference_steps must be an integer within 1..{MAX_INFERENCE_STEPS}, "
                              f"got {num_inference_steps!r}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if processing_resolution is None:
             return int(self.config.default_processing_resolution)
-        if not 0 <= processing_resolution <= MAX_PROCESSING_RESOLUTION:
-            raise ValueError(f"processing_resolution must be within 0..{MAX_PROCESSING_RESOLUTION} (0 = native), "
-                             f"got {processing_resolution}")
+        if (isinstance(processing_resolution, bool) or not isinstance(processing_resolution, (int, np.integer))
+                or not 0 <= processing_resolution <= MAX_PROCESSING_RESOLUTION):
+            raise ValueError(f"processing_resolution must be within 0..{MAX_PROCESSING_RESOLUTION} (0 = native) and "
+                             f"an integer, got {processing_resolution!r}")
         return int(processing_resolution)
 
     def check_latents(self, latents: torch.Tensor | None, num_images: int, sizes: list) -> None:
@@ -358,13 +382,13 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         if len(set(sizes)) > 1:
             raise ValueError("latents can only be given when all images share one processing size")
         (height, width), channels = sizes[0], int(self.vae.config.latent_channels)
-        expected = (num_images, channels, height // 8, width // 8)
+        expected = (num_images, *self.latent_shape(sizes[0]))
         if not isinstance(latents, torch.Tensor) or not latents.is_floating_point():
             raise ValueError(f"latents must be a float tensor of shape {expected}, got {type(latents).__name__}"
                              f"{'' if not isinstance(latents, torch.Tensor) else ' of ' + str(latents.dtype)}")
         if tuple(latents.shape) != expected:
             raise ValueError(f"latents must have shape {expected} (N images, {channels} latent channels, processing "
-                             f"size {height}x{width} / 8), got {tuple(latents.shape)}")
+                             f"size {height}x{width} / {self.vae_scale_factor}), got {tuple(latents.shape)}")
         if not torch.isfinite(latents).all():
             raise ValueError(f"latents hold {int((~torch.isfinite(latents)).sum())} non-finite values (NaN or inf)")
 
@@ -376,13 +400,26 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             raise ValueError(f"image {index}: the prediction holds {int(bad.sum())} non-finite values (NaN or inf) "
                              f"of {pred.numel()}; check the model weights and the noise")
 
+    @property
+    def vae_scale_factor(self) -> int:
+        """Pixels per latent cell: ``2 ** (VAE blocks - 1)`` (8 for FLUX.1), as in diffusers' Flux pipelines."""
+        vae = getattr(self, "vae", None)
+        return 2 ** (len(vae.config.block_out_channels) - 1) if vae is not None else 8
+
+    @property
+    def latent_multiple(self) -> int:
+        """Processing sizes are multiples of this: the VAE factor times the 2x2 token packing."""
+        return self.vae_scale_factor * 2
+
     def processing_size_for(self, height: int, width: int, resolution: int) -> tuple[int, int]:
-        """The size the model sees: aspect kept (``processing_size``) or, with
+        """The one size function: the size the model sees for an ``height x width`` input at
+        ``resolution`` (longest side, 0 = native): aspect kept (``processing_size``) or, with
         ``resize_mode="stretch"``, a square ``resolution x resolution`` (0 = native)."""
+        multiple = self.latent_multiple
         if self.conventions.resize_mode == "stretch" and resolution > 0:
-            side = processing_size(resolution, resolution, resolution)[0]
+            side = processing_size(resolution, resolution, resolution, multiple=multiple)[0]
             return side, side
-        return processing_size(height, width, resolution)
+        return processing_size(height, width, resolution, multiple=multiple)
 
     @staticmethod
     def group_batches(sizes: list, batch_size: int) -> list[list[int]]:
@@ -465,13 +502,24 @@ class Edit2PerceivePipeline(DiffusionPipeline):
                 context_indices=indices,
             )
 
-        sigmas = flow.inference_sigmas(num_inference_steps, conv.sigma_schedule)
-        if num_inference_steps == 1:  # one Euler step over [1, final sigma] (0 = exact estimate)
-            sigmas = torch.tensor([1.0, conv.single_step_final_sigma], dtype=torch.float64)
+        sigmas = self.sigmas(num_inference_steps)
         if conv.timestep_embedding == "reference":
             with modeling.reference_timestep_embedding(self.transformer):
                 return flow.euler_sample(velocity, noise, sigmas)
         return flow.euler_sample(velocity, noise, sigmas)
+
+    def sigmas(self, num_inference_steps: int) -> torch.Tensor:
+        """The Euler grid: the one ``self.scheduler`` sets for the conventions' ``sigma_schedule``
+        (:func:`edit2perceive.core.flow.scheduler_sigmas`; any flow-match scheduler gives
+        ``[1, 0]`` for one step), with one step ending at ``single_step_final_sigma``."""
+        if not isinstance(self.scheduler, FlowMatchEulerDiscreteScheduler):
+            raise ValueError(f"the scheduler sets the sampling grid and must be a FlowMatchEulerDiscreteScheduler, "
+                             f"got {type(self.scheduler).__name__}")
+        conv = self.conventions
+        sigmas = flow.scheduler_sigmas(self.scheduler, num_inference_steps, conv.sigma_schedule)
+        if num_inference_steps == 1:  # one Euler step over [1, final sigma] (0 = exact estimate)
+            sigmas = torch.tensor([float(sigmas[0]), conv.single_step_final_sigma], dtype=torch.float64)
+        return sigmas
 
     def decode_prediction(self, latents: torch.Tensor) -> torch.Tensor:
         """Final latents -> the task's prediction at the processing size (float32)."""
@@ -482,10 +530,14 @@ class Edit2PerceivePipeline(DiffusionPipeline):
                       latents=None, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
         """One forward batch at processing ``size``: (predictions, final latents)."""
         contexts = self.prepare_contexts(images, points, size)
-        lat_shape = (contexts[0].shape[1], size[0] // 8, size[1] // 8)
-        noise = self.prepare_noise(len(images), lat_shape, latents=latents, generator=generator)
+        noise = self.prepare_noise(len(images), self.latent_shape(size), latents=latents, generator=generator)
         z1 = self.denoise(noise, contexts, self.ensure_prompt_cache().embeddings(), num_inference_steps)
         return self.decode_prediction(z1), z1
+
+    def latent_shape(self, size: tuple[int, int]) -> tuple[int, int, int]:
+        """Per-image latent shape ``C x h x w`` at processing ``size`` (``H x W``)."""
+        f = self.vae_scale_factor
+        return int(self.vae.config.latent_channels), size[0] // f, size[1] // f
 
     @torch.no_grad()
     def __call__(
@@ -499,12 +551,12 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         latents: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         output_type: str = "np",
-        show_progress_bar: bool = True,
         ensemble_size: int = 1,
         ensemble_augmentations=DEFAULT_AUGMENTATIONS,
         output_uncertainty: bool = False,
+        return_dict: bool = True,
         point_maps=None,
-    ) -> Edit2PerceivePipelineOutput:
+    ) -> Edit2PerceivePipelineOutput | tuple:
         """Predict the task's dense map for one image or a batch.
 
         Args:
@@ -512,58 +564,94 @@ class Edit2PerceivePipeline(DiffusionPipeline):
                 tensor ``B x 3 x H x W`` / ``3 x H x W`` in [0, 1]. Greyscale, RGBA (alpha
                 dropped) and 16-bit images are converted to 8-bit RGB.
             num_inference_steps: 1 (default) is the single-step estimate; N > 1 runs Euler
-                steps on the config's ``sigma_schedule`` grid from 1 to 0 (linear by default).
+                steps on the grid ``self.scheduler`` sets for the config's ``sigma_schedule``
+                (:func:`edit2perceive.core.flow.scheduler_sigmas`; linear by default).
             processing_resolution: longest side the model sees (aspect kept, sides rounded
                 to multiples of 16); 0 = native; default from the config (768).
-            match_input_resolution: resize the prediction back to each input's size.
+            match_input_resolution: resize the prediction back to each input's size; else it
+                stays at the processing size (:meth:`processing_size_for`).
             points: matting only: per image a list of ``(x, y)`` pixel coordinates in the
                 input image, made into the point map by the ``point_map`` convention (the
                 released models: clicks, each a disk of 10 sampled points).
-            batch_size: images per forward pass (images of equal processing size share one).
+            batch_size: rows (image, ensemble member) per forward pass; rows of equal
+                processing size share one.
             latents: initial noise ``N x C x h x w`` (unpacked) at the processing size.
             generator: draw the initial noise from this generator instead of the fixed seed.
-            output_type: ``"np"`` or ``"pt"``.
+            output_type: ``"np"`` (depth / alpha ``N x H x W``, normals ``N x H x W x 3``) or
+                ``"pt"`` (channels-first as diffusers' Marigold: ``N x 1 x H x W`` /
+                ``N x 3 x H x W``).
             ensemble_size: predictions per image combined by the task (1 = no ensemble); the
                 members differ by ``ensemble_augmentations`` (see :mod:`edit2perceive.pipelines.ensemble`).
             ensemble_augmentations: some of ``"flip"``, ``"noise"``, ``"resolution"``.
             output_uncertainty: also return the members' spread as ``uncertainty``.
             point_maps: matting only, instead of ``points``: per image a ready point map
                 ``H x W`` in [0, 1] at the input's size (stretched bilinearly to the processing
-                size), e.g. :func:`edit2perceive.evaluation.points.reference_point_map`.
+                size), e.g. :func:`edit2perceive.evaluation.points.reference_point_map`; not
+                with ensembles.
+            return_dict: ``False`` returns the tuple ``(prediction, latent, uncertainty)``.
+
+        Progress bars follow diffusers' ``set_progress_bar_config`` (``disable=True`` hides them).
         """
         resolution = self.check_inputs(num_inference_steps=num_inference_steps, processing_resolution=processing_resolution,
                                        batch_size=batch_size, output_type=output_type)
-        if self.check_ensemble(ensemble_size, output_uncertainty):
-            if point_maps is not None:
-                raise ValueError("point_maps are not supported with ensembles (ensemble_size > 1): give points")
-            return self.predict_ensemble(
-                image, plan_members(ensemble_size, ensemble_augmentations), resolution=resolution,
-                output_uncertainty=output_uncertainty, num_inference_steps=num_inference_steps,
-                match_input_resolution=match_input_resolution, points=points, batch_size=batch_size, latents=latents,
-                generator=generator, output_type=output_type, show_progress_bar=show_progress_bar)
+        if self.check_ensemble(ensemble_size, output_uncertainty) and point_maps is not None:
+            raise ValueError("point_maps are not supported with ensembles (ensemble_size > 1): give points")
+        members = plan_members(ensemble_size, ensemble_augmentations)
         images = load_rgb_inputs(image)
         points = self.prepare_points(points, images, point_maps)
-        sizes = [self.processing_size_for(img.shape[-2], img.shape[-1], resolution) for img in images]
-        self.check_latents(latents, len(images), sizes)
+        base_sizes = [self.processing_size_for(img.shape[-2], img.shape[-1], resolution) for img in images]
+        self.check_latents(latents, len(images), base_sizes)
 
-        predictions: list = [None] * len(images)
+        # one batching loop over (image, member) rows, Marigold's shape
+        rows = [(i, m) for i in range(len(images)) for m in range(len(members))]
+        sizes = [self.processing_size_for(*images[i].shape[-2:], member_resolution(
+            resolution, *images[i].shape[-2:], members[m].resolution_scale, step=self.latent_multiple)) for i, m in rows]
+        targets = [tuple(img.shape[-2:]) if match_input_resolution else size for img, size in zip(images, base_sizes)]
+        per_image: list[list] = [[None] * len(members) for _ in images]
         final_latents: list = [None] * len(images)
-        batches = self.group_batches(sizes, batch_size)
-        progress = self.progress_bar(total=len(batches)) if show_progress_bar else None
-        for idx in batches:
-            pred, z1 = self.predict_batch([images[i] for i in idx], [points[i] for i in idx], sizes[idx[0]],
-                                          num_inference_steps, latents=None if latents is None else latents[idx],
-                                          generator=generator)
-            for j, i in enumerate(idx):
+        for idx in self.progress_bar(self.group_batches(sizes, batch_size)):
+            batch = [rows[r] for r in idx]
+            flips = [members[m].flip for _, m in batch]
+            imgs = [images[i].flip(-1) if flip else images[i] for (i, _), flip in zip(batch, flips)]
+            pts = [flip_points(points[i], images[i].shape[-1]) if flip else points[i] for (i, _), flip in zip(batch, flips)]
+            noise = self.rows_noise(batch, members, sizes[idx[0]], latents=latents, generator=generator)
+            pred, z1 = self.predict_batch(imgs, pts, sizes[idx[0]], num_inference_steps, latents=noise)
+            for j, (i, m) in enumerate(batch):
                 self.check_prediction(pred[j], i)
-                predictions[i] = self.postprocess_prediction(pred[j], images[i].shape[-2:] if match_input_resolution else None)
-                final_latents[i] = z1[j].cpu()
-            if progress is not None:
-                progress.update()
-        if progress is not None:
-            progress.close()
+                one = self.task.unflip(pred[j]) if flips[j] else pred[j]
+                per_image[i][m] = self._resize_prediction(one, targets[i]).cpu()
+                if m == 0:
+                    final_latents[i] = z1[j].cpu()
         self.maybe_free_model_hooks()
-        return self._pack_output(predictions, final_latents, output_type)
+        if ensemble_size > 1:
+            predictions, uncertainty = self.ensemble_predictions(per_image, output_uncertainty)
+        else:
+            predictions, uncertainty = [p[0] for p in per_image], None
+        out = self._pack_output(predictions, final_latents, output_type, uncertainty)
+        return out if return_dict else (out.prediction, out.latent, out.uncertainty)
+
+    def rows_noise(self, rows: list, members: list, size: tuple[int, int], *, latents=None, generator=None):
+        """Initial noise of one batch of ``(image, member)`` rows at processing ``size``.
+
+        Member noise index 0: the call's ``latents`` (at the base resolution), else the call's
+        own noise (fixed seed, ``generator`` or the reference draw: :meth:`prepare_noise`, one
+        draw for those rows of the batch). Index ``k > 0``: the fixed-seed noise of seed
+        ``noise_seed + k`` (the same for every image), or the next draw of ``generator``."""
+        shape = self.latent_shape(size)
+        out: list = [None] * len(rows)
+        for j, (i, m) in enumerate(rows):
+            member = members[m]
+            if member.noise_index == 0 and latents is not None and member.resolution_scale == 1.0:
+                out[j] = latents[i]
+            elif member.noise_index > 0 and generator is None:
+                out[j] = flow.base_noise(shape, seed=int(self.config.noise_seed) + member.noise_index)
+        rest = [j for j, n in enumerate(out) if n is None]
+        if rest:
+            drawn = self.prepare_noise(len(rest), shape, generator=generator)
+            for j, n in zip(rest, drawn):
+                out[j] = n
+        device, dtype = self._execution_device, self.transformer.dtype
+        return torch.stack([n.to(device=device, dtype=dtype) for n in out])
 
     # -- inference: test-time ensembles ------------------------------------------------------
     @staticmethod
@@ -575,59 +663,6 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             raise ValueError("output_uncertainty=True needs ensemble_size >= 2 (the spread of the ensemble members)")
         return ensemble_size > 1
 
-    def predict_ensemble(self, image, members: list, *, resolution: int, output_uncertainty: bool,
-                         num_inference_steps: int, match_input_resolution: bool, points, batch_size: int, latents,
-                         generator, output_type: str, show_progress_bar: bool) -> Edit2PerceivePipelineOutput:
-        """Run every ensemble member (a plain call on augmented inputs), undo its augmentation,
-        bring all to one size per image (the input's, or member 0's processing size) and
-        combine them with :meth:`ensemble_predictions`."""
-        images = load_rgb_inputs(image)
-        points = self.prepare_points(points, images)
-        per_image: list[list[torch.Tensor]] = [[] for _ in images]
-        final_latents: list = [None] * len(images)
-        targets = [tuple(img.shape[-2:]) if match_input_resolution
-                   else processing_size(img.shape[-2], img.shape[-1], resolution) for img in images]
-        progress = self.progress_bar(total=len(members)) if show_progress_bar else None
-        for m, member in enumerate(members):
-            member_images = [img.flip(-1) if member.flip else img for img in images]
-            member_points = [flip_points(p, img.shape[-1]) if member.flip else p for p, img in zip(points, images)]
-            groups: dict[tuple, list[int]] = {}
-            for i, img in enumerate(images):
-                res = member_resolution(resolution, img.shape[-2], img.shape[-1], member.resolution_scale)
-                groups.setdefault((res, processing_size(img.shape[-2], img.shape[-1], res)), []).append(i)
-            for (res, size), idx in groups.items():
-                out = self(
-                    [member_images[i] for i in idx],
-                    points=None if points[0] is None else [member_points[i] for i in idx],
-                    num_inference_steps=num_inference_steps, processing_resolution=res,
-                    match_input_resolution=match_input_resolution, batch_size=batch_size,
-                    latents=self.member_noise(member, size, idx, latents=latents, generator=generator),
-                    generator=generator, output_type="pt", show_progress_bar=False)
-                for j, i in enumerate(idx):
-                    pred = self.task.unflip(out.prediction[j]) if member.flip else out.prediction[j]
-                    per_image[i].append(self._resize_prediction(pred, targets[i]))
-                    if m == 0:
-                        final_latents[i] = out.latent[j]
-            if progress is not None:
-                progress.update()
-        if progress is not None:
-            progress.close()
-        predictions, uncertainty = self.ensemble_predictions(per_image, output_uncertainty)
-        return self._pack_output(predictions, final_latents, output_type, uncertainty)
-
-    def member_noise(self, member, size: tuple[int, int], idx: list[int], *, latents=None, generator=None):
-        """Initial noise of one ensemble member for the images ``idx`` at processing ``size``:
-        ``None`` (the call's own noise: fixed seed or ``generator``) for noise index 0 and when
-        a generator is given (it advances between members); the call's ``latents`` for
-        noise index 0 at the base resolution; else the fixed-seed noise of seed
-        ``noise_seed + noise_index`` (the same for every image, like the base noise)."""
-        if member.noise_index == 0:
-            return latents[idx] if (latents is not None and member.resolution_scale == 1.0) else None
-        if generator is not None:
-            return None
-        shape = (int(self.vae.config.latent_channels), size[0] // 8, size[1] // 8)
-        return flow.base_noise(shape, seed=int(self.config.noise_seed) + member.noise_index, batch_size=len(idx))
-
     def ensemble_predictions(self, per_image: list[list[torch.Tensor]], output_uncertainty: bool):
         """Per image, the task's combination of its members (equal-size predictions):
         ``(predictions, uncertainties or None)``."""
@@ -637,12 +672,6 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             predictions.append(pred.cpu())
             uncertainty.append(None if unc is None else unc.clamp_min(0.0).cpu())
         return predictions, (uncertainty if output_uncertainty else None)
-
-    def postprocess_prediction(self, pred: torch.Tensor, size=None) -> torch.Tensor:
-        """One prediction on the CPU, resized to ``size`` (the input's) when given."""
-        if size is not None:
-            pred = self._resize_prediction(pred, size)
-        return pred.cpu()
 
     def _resize_prediction(self, pred: torch.Tensor, size) -> torch.Tensor:
         size = tuple(int(s) for s in size)
@@ -656,12 +685,16 @@ class Edit2PerceivePipeline(DiffusionPipeline):
 
     @staticmethod
     def _pack_output(predictions, latents, output_type, uncertainty=None) -> Edit2PerceivePipelineOutput:
+        """Predictions (``H x W`` or ``H x W x 3`` each) into the output: stacked when sizes
+        agree, else a list; ``"pt"`` channels-first (``1 x H x W`` / ``3 x H x W`` per image)."""
         def stack(items):
             if len({tuple(t.shape) for t in items}) == 1:
                 return torch.stack(items)
             return items
 
         def to_output(items):
+            if output_type == "pt":
+                items = [p.permute(2, 0, 1) if p.ndim == 3 else p[None] for p in items]
             items = stack(items)
             if output_type == "np":
                 return items.numpy() if isinstance(items, torch.Tensor) else [p.numpy() for p in items]

@@ -3,9 +3,11 @@
 The folder holds what is ours to share (like a trained model saved for the Hub):
 ``transformer/`` (full checkpoint, sharded safetensors) or ``transformer_lora/`` (peft
 adapter), ``prompt_cache/`` (the task prompt encoded once by the base's text encoders),
-``model_index.json`` with the reference conventions in the config (VAE and text encoders
-``null``: filled from ``base_model`` at load time) and ``README.md``, a model card
-crediting the authors and recording the conventions.
+``model_index.json`` with the reference conventions and the base model in the config,
+``vae/`` (copied from the base for full checkpoints, so they load alone; a LoRA folder stays
+small and loads the VAE and base transformer from the recorded base; the text encoders are
+never needed, the prompt cache replaces them) and ``README.md``, a model card crediting the
+authors and recording the conventions.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from ..core.base_model import (
     DEFAULT_BASE_MODEL,
     TEXT_PARTS,
     base_transformer_config,
+    copy_base_component,
     hub_kwargs,
     load_base_component,
+    recorded_base,
 )
 from ..reference.convert import (
     DEFAULT_MAX_SHARD_BYTES,
@@ -114,7 +118,8 @@ def convert_reference_checkpoint(checkpoint: str, output_dir: str | os.PathLike,
     text = {name: load_base_component(base_model, name, torch_dtype=dtype, **hub) for name in TEXT_PARTS}
     cache = encode_prompt(get_task(task).prompt, **text)
     del text
-    pipe = Edit2PerceivePipeline(transformer=None, vae=None, prompt_cache=cache, task=task, **REFERENCE_CONVENTIONS)
+    pipe = Edit2PerceivePipeline(transformer=None, vae=None, prompt_cache=cache, task=task, **REFERENCE_CONVENTIONS,
+                                 base_model=recorded_base(base_model))
     card = reference_card(task, source=os.path.basename(file), fmt=fmt, config=pipe.config, base_model=base_model,
                           repo_id=repo_id or f"{REFERENCE_REPO}-{task}")
     with export_staging(Path(output_dir)) as tmp:
@@ -122,9 +127,11 @@ def convert_reference_checkpoint(checkpoint: str, output_dir: str | os.PathLike,
         if fmt == "full":
             save_reference_transformer(file, tmp / "transformer", config=base_config,
                                        max_shard_bytes=max_shard_bytes, progress=progress)
+            copy_base_component(base_model, "vae", tmp / "vae", **hub)
             index_path = tmp / "model_index.json"
             index = json.loads(index_path.read_text())
             index["transformer"] = ["diffusers", "FluxTransformer2DModel"]
+            index["vae"] = ["diffusers", "AutoencoderKL"]
             index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
         else:
             save_reference_lora(file, tmp / "transformer_lora")

@@ -10,6 +10,7 @@ from ..core.base_model import (
     base_transformer_config,
     hub_kwargs,
     load_base_component,
+    recorded_base,
 )
 from ..tasks import TASKS
 from .convert import checkpoint_format, load_reference_lora, load_reference_transformer, resolve_checkpoint
@@ -65,7 +66,7 @@ def reference_pipeline(cls, path, *, task=None, base_model=None, torch_dtype=Non
         for name in TEXT_PARTS:
             if name not in components:
                 components[name] = base(name)
-    pipe = cls(transformer=transformer, task=task, **config, **components)
+    pipe = cls(transformer=transformer, task=task, base_model=recorded_base(base_model), **config, **components)
     if encode:
         pipe.ensure_prompt_cache()
         if not keep_text_encoders:

@@ -66,8 +66,7 @@ class PerceptionEvalCallback(TrainerCallback):
                 points = None
                 if trainer.task.name == "matting":
                     points = [oracle_points(ex["alpha"])[0]]
-                out = pipe(ex["rgb"], points=points, processing_resolution=self.processing_resolution or 0,
-                           show_progress_bar=False)
+                out = pipe(ex["rgb"], points=points, processing_resolution=self.processing_resolution or 0)
                 preds.append(out.prediction[0])
         finally:
             model.train(was_training)

@@ -9,7 +9,9 @@ Output dict:
 - ``target``: the task-encoded ground truth, float ``B x 3 x H x W`` in [-1, 1];
 - ``valid_mask``: bool ``B x H x W``;
 - ``example_keys``: int64 ``B``, a stable hash of each example's id (per-example RNGs);
-- matting only: ``alpha`` float ``B x H x W`` (ground truth for point sampling).
+- the raw ground truth under the task's target key (``depth`` ``B x H x W`` metres,
+  ``normal`` ``B x H x W x 3``, ``alpha`` ``B x H x W``): matting point sampling and the
+  evaluation metrics.
 """
 
 from __future__ import annotations
@@ -59,6 +61,5 @@ class Edit2PerceiveCollator:
             "valid_mask": torch.stack(masks),
             "example_keys": torch.tensor(keys, dtype=torch.int64),
         }
-        if self.task.name == "matting":
-            batch["alpha"] = torch.stack([torch.as_tensor(np.asarray(ex["alpha"], dtype=np.float32)) for ex in examples])
+        batch[key] = torch.stack([torch.as_tensor(np.asarray(ex[key], dtype=np.float32)) for ex in examples])
         return batch

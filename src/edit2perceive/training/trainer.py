@@ -20,6 +20,17 @@ Randomness is stateless and resumable: the noise levels and multi-resolution noi
 k-th loss evaluation come from a generator seeded by (seed, k, process index); matting
 points from (seed, example, epoch). k is stored in every checkpoint.
 
+Evaluation (``trainer.evaluate()``, ``--eval_strategy steps``): the same loss on the eval
+stream, with its own randomness (the same draws at every evaluation, training's stream
+untouched), plus the task's metric of the single-step prediction (sigma 1, the fixed base
+noise: exactly inference) against the raw ground truth: depth ``abs_rel`` / ``delta1``
+(least squares in the encoding's space), normals ``mean_angle`` / ``a11_25``, matting ``mad`` /
+``mse``; all logged and returned with the ``eval_`` prefix. Logged statistics are kept per
+mode (``self._metrics = {"train": ..., "eval": ...}``, TRL's shape).
+
+The ``args`` given are left as they are: what the trainer handles itself (gradient
+checkpointing through diffusers' switch) is private state on a copy.
+
 Checkpoints: ``checkpoint-N/`` holds a diffusers-loadable pipeline folder (``transformer/``
 or ``transformer_lora/``, ``prompt_cache/``, ``model_index.json``) plus the Trainer's
 optimizer, scheduler, RNG and state files. It is written under ``.staging/`` and renamed
@@ -29,6 +40,7 @@ saving never leaves a ``checkpoint-N`` that looks complete but is not.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -72,15 +84,20 @@ class Edit2PerceiveTrainer(Trainer):
         args: :class:`Edit2PerceiveTrainingArguments`.
         vae: the frozen ``AutoencoderKL``.
         prompt_cache: the task prompt's :class:`PromptCache` (no text encoders needed).
-        save_vae: save the VAE with every checkpoint (only when it is not the base model's,
-            e.g. a fitted tiny VAE); by default checkpoints leave it to the base repository.
+        base_model: the FLUX.1 Kontext folder or Hub id the DiT was loaded from (and
+            ``base_model_revision``), recorded in every saved pipeline's config so that
+            ``from_pretrained(folder)`` finds the parts a folder leaves out.
+        save_vae: save the VAE with every checkpoint; default (``None``): with full models
+            (self-contained, 0.7 % of their size), not with LoRA models (small; they name their base).
         Other keyword arguments go to ``transformers.Trainer``.
     """
 
     def __init__(self, model, args: Edit2PerceiveTrainingArguments, *, vae, prompt_cache: PromptCache,
-                 save_vae: bool = False, **kwargs):
+                 base_model: str | None = None, base_model_revision: str | None = None,
+                 save_vae: bool | None = None, **kwargs):
         if not isinstance(args, Edit2PerceiveTrainingArguments):
             raise TypeError("args must be Edit2PerceiveTrainingArguments")
+        self.given_args = args  # saved as the run's settings; never modified
         self.task = get_task(args.task, **args.task_options())
         if prompt_cache.prompt != self.task.prompt:
             raise ValueError(f"prompt cache holds {prompt_cache.prompt!r}, task {self.task.name!r} needs {self.task.prompt!r}")
@@ -107,7 +124,8 @@ class Edit2PerceiveTrainer(Trainer):
             model.enable_gradient_checkpointing()  # diffusers' own switch
             if args.pixel_loss and args.vae_gradient_checkpointing:
                 vae.enable_gradient_checkpointing()  # L_cons back-propagates through the decoder
-            args.activation_checkpointing = args.gradient_checkpointing = False  # the Trainer must not try its own
+            args = copy.copy(args)  # the Trainer must not try its own (diffusers models have another switch)
+            args.activation_checkpointing = args.gradient_checkpointing = False
             self.uses_gradient_checkpointing = True
         else:
             self.uses_gradient_checkpointing = False
@@ -117,10 +135,15 @@ class Edit2PerceiveTrainer(Trainer):
         self.model_accepts_loss_kwargs = False
         self.vae = vae
         self.prompt_cache = prompt_cache
-        self.save_vae = save_vae
+        self.save_vae = (not args.use_lora) if save_vae is None else bool(save_vae)
+        if base_model is not None and os.path.isdir(base_model):
+            base_model = os.path.abspath(base_model)
+        self.base_model, self.base_model_revision = base_model, base_model_revision
         self.loss_calls = 0
+        self.evaluating = False  # inside evaluate(): losses and statistics go to the eval stream
+        self.eval_batches = 0  # loss evaluations of the current evaluate() call
         self.seen_example_keys: list[int] = []  # per process: shows how data was sharded
-        self._metrics: dict[str, list[float]] = defaultdict(list)
+        self._metrics: dict[str, dict[str, list[float]]] = {"train": defaultdict(list), "eval": defaultdict(list)}
         self._steps_per_epoch: int | None = args.steps_per_epoch
 
     # -- optimizer ----------------------------------------------------------------------
@@ -158,8 +181,14 @@ class Edit2PerceiveTrainer(Trainer):
         """All but biases and normalisation scales, by module type (:mod:`.parameters`)."""
         return decay_parameter_names(model)
 
-    def _generator(self) -> torch.Generator:
-        seed = np.random.SeedSequence([self.args.seed, self.loss_calls, self.args.process_index]).generate_state(1)[0]
+    def _generator(self, training: bool = True) -> torch.Generator:
+        """Training: the stream of the k-th loss evaluation. Evaluation: its own stream (the
+        n-th batch of every evaluate() call draws the same), leaving training's untouched."""
+        if training:
+            entropy = [self.args.seed, self.loss_calls, self.args.process_index]
+        else:
+            entropy = [self.args.seed, 2**31 - 1, self.eval_batches, self.args.process_index]
+        seed = np.random.SeedSequence(entropy).generate_state(1)[0]
         return torch.Generator().manual_seed(int(seed))
 
     # -- loss -----------------------------------------------------------------------------
@@ -180,10 +209,14 @@ class Edit2PerceiveTrainer(Trainer):
         if self.vae.device != device:  # the frozen parts follow the DiT once, not every step
             self.vae.to(device)
             self.prompt_cache.to(device)
-        generator = self._generator()
-        self.loss_calls += 1
-        if model.training:
-            self.seen_example_keys.extend(inputs["example_keys"].tolist())
+        mode = "eval" if self.evaluating else "train"
+        generator = self._generator(training=not self.evaluating)
+        if self.evaluating:
+            self.eval_batches += 1
+        else:
+            self.loss_calls += 1
+            if model.training:
+                self.seen_example_keys.extend(inputs["example_keys"].tolist())
 
         contexts = self._contexts(inputs)
         z1 = modeling.encode_image(self.vae, inputs["target"]).float()
@@ -216,8 +249,55 @@ class Edit2PerceiveTrainer(Trainer):
                 loss = loss_fm + lam * loss_cons
             metrics.update(loss_cons=loss_cons.item(), **{"lambda": float(lam)})
         for k, val in metrics.items():
-            self._metrics[k].append(val)
+            self._metrics[mode][k].append(val)
         return (loss, {"velocity": v}) if return_outputs else loss
+
+    # -- evaluation ---------------------------------------------------------------------
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
+        """``transformers.Trainer.evaluate`` plus the task's metric (see the module docstring)."""
+        self.eval_batches, self.evaluating, self._eval_prefix = 0, True, metric_key_prefix
+        self._metrics["eval"].clear()
+        try:
+            return super().evaluate(eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
+        finally:
+            self.evaluating = False
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        """The loss and the task's metric of one eval batch (no predictions are gathered)."""
+        inputs = self._prepare_inputs(inputs)
+        evaluating, self.evaluating = self.evaluating, True  # also under predict(): never training's stream
+        try:
+            with torch.no_grad():
+                loss = self.compute_loss(model, inputs).detach()
+                for k, v in self.eval_metrics(model, inputs).items():
+                    self._metrics["eval"][k].extend(v)
+        finally:
+            self.evaluating = evaluating
+        return loss, None, None
+
+    def eval_metrics(self, model, inputs: dict) -> dict[str, list[float]]:
+        """Per-image task metrics of the single-step prediction (sigma 1, the fixed base
+        noise, as at inference) against the batch's raw ground truth, gathered over processes."""
+        from .callbacks import evaluate_predictions
+
+        contexts = self._contexts(inputs)
+        (b, _, h, w), device = inputs["pixel_values"].shape, inputs["pixel_values"].device
+        f = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        eps = flow.base_noise((self.vae.config.latent_channels, h // f, w // f), seed=self.args.noise_seed,
+                              batch_size=b, device=device)
+        prompt_embeds, pooled = self.prompt_cache.embeddings()
+        v = modeling.predict_velocity(model, eps, torch.ones(b, device=device), contexts, prompt_embeds, pooled,
+                                      guidance=self.args.guidance).float()
+        z1_hat = flow.one_step_estimate(eps, v, 1.0)
+        preds = self.task.decode(modeling.decode_latents(self.vae, z1_hat).float()).cpu().numpy()
+        key = self.task.target_key
+        examples = [{key: inputs[key][j].float().cpu().numpy(), "valid_mask": inputs["valid_mask"][j].cpu().numpy()}
+                    for j in range(b)]
+        rows = [evaluate_predictions(self.task.name, [p], [ex], depth_encoding=getattr(self.task, "encoding", "sqrt"))
+                for p, ex in zip(preds, examples)]
+        values = torch.tensor([[r[k] for k in rows[0]] for r in rows], dtype=torch.float64, device=device)
+        values = self.accelerator.gather_for_metrics(values).cpu()
+        return {k: values[:, i].tolist() for i, k in enumerate(rows[0])}
 
     def optimizer_step_stats(self) -> dict[str, float]:
         """Statistics of the last optimizer step (bf16 master weights: ``vanished_fraction``)."""
@@ -225,11 +305,16 @@ class Edit2PerceiveTrainer(Trainer):
         return dict(getattr(optimizer, "last_stats", {}))
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if "loss" in logs:
+        """Training logs get the means of the training statistics since the last log; an
+        evaluation's log (and ``evaluate()``'s result) those of the evaluation, prefixed."""
+        prefix = getattr(self, "_eval_prefix", "eval")
+        if f"{prefix}_loss" in logs and self._metrics["eval"]:
+            logs.update({f"{prefix}_{k}": float(np.nanmean(v)) for k, v in self._metrics["eval"].items()})
+            self._metrics["eval"].clear()
+        elif "loss" in logs:
             logs.update(self.optimizer_step_stats())
-        if "loss" in logs and self._metrics:  # training logs: add the means since the last log
-            logs.update({k: float(np.mean(v)) for k, v in self._metrics.items()})
-            self._metrics.clear()
+            logs.update({k: float(np.mean(v)) for k, v in self._metrics["train"].items()})
+            self._metrics["train"].clear()
         super().log(logs, start_time)
 
     # -- checkpoints --------------------------------------------------------------------
@@ -247,6 +332,8 @@ class Edit2PerceiveTrainer(Trainer):
             guidance=self.args.guidance,
             noise_seed=self.args.noise_seed,
             default_processing_resolution=self.args.resolution,
+            base_model=self.base_model,
+            base_model_revision=self.base_model_revision,
         )
 
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
@@ -264,9 +351,9 @@ class Edit2PerceiveTrainer(Trainer):
             pipe.register_modules(transformer=transformer)
         else:
             pipe.save_pretrained(output_dir)
-        torch.save(self.args, os.path.join(output_dir, "training_args.bin"))  # the Trainer's; never read back
+        torch.save(self.given_args, os.path.join(output_dir, "training_args.bin"))  # the Trainer's; never read back
         with open(os.path.join(output_dir, TRAINING_SETTINGS), "w") as f:  # what e2p card / push read
-            f.write(self.args.to_json_string())
+            f.write(self.given_args.to_json_string())
 
     def _save_checkpoint(self, model, trial) -> None:
         run_dir = self._get_output_dir(trial=trial)
@@ -305,7 +392,8 @@ class Edit2PerceiveTrainer(Trainer):
             if getattr(result, "unexpected_keys", None):
                 raise ValueError(f"{resume_from_checkpoint}: LoRA keys do not match the model: {result.unexpected_keys[:5]}")
         else:
-            saved = type(model).from_pretrained(os.path.join(resume_from_checkpoint, "transformer"), torch_dtype=model.dtype)
+            saved = type(model).from_pretrained(os.path.join(resume_from_checkpoint, "transformer"), dtype=model.dtype,
+                                                use_safetensors=True)
             model.load_state_dict(saved.state_dict())
         with open(os.path.join(resume_from_checkpoint, E2P_STATE_NAME)) as f:
             state = json.load(f)
