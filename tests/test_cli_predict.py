@@ -42,7 +42,7 @@ def test_predict_depth_writes_outputs_and_reports_failures(model_dirs, images, t
     assert sorted(p.name for p in out.iterdir()) == ["grey.png", "room.jpg"]  # one folder per input
     for name in ("room.jpg", "grey.png"):
         assert sorted(p.name for p in (out / name).iterdir()) == sorted(
-            ["depth.png", "depth_16bit.png", "depth.npy", "depth_panel.png"])
+            ["depth.png", "depth_16bit.png", "depth.npy", "depth_panel.png", ".e2p-manifest.json"])
     depth = np.load(out / "room.jpg" / "depth.npy")
     assert depth.shape == (40, 56) and 0 <= depth.min() <= depth.max() <= 1
     assert Image.open(out / "room.jpg" / "depth_16bit.png").mode == "I;16"
@@ -54,7 +54,8 @@ def test_predict_matting_needs_points_and_checks_task(model_dirs, images, tmp_pa
     args = ["predict", "--task", "matting", "--model", str(model_dirs / "matting"), str(good), "--output-dir", str(out)]
     assert main(args) == 2 and "needs --points" in capsys.readouterr().err
     assert main(args + ["--points", "5,5", "20,30", "--processing-resolution", "0"]) == 0
-    assert {p.name for p in (out / "room.jpg").iterdir()} == {"alpha.png", "cutout.png", "alpha.npy", "matting_panel.png"}
+    assert {p.name for p in (out / "room.jpg").iterdir()} == {"alpha.png", "cutout.png", "alpha.npy", "matting_panel.png",
+                                                             ".e2p-manifest.json"}
     assert Image.open(out / "room.jpg" / "cutout.png").mode == "RGBA"
     assert main(args + ["--points", "500,5"]) == 1
     assert "outside" in capsys.readouterr().err
@@ -188,8 +189,7 @@ def test_points_nan_and_negative_give_clear_messages(model_dirs, tmp_path, capsy
     img = _save_random(tmp_path / "x.png", 32, 32)
     base = ["predict", "--task", "matting", "--model", str(model_dirs / "matting"), str(img), "--output-dir",
             str(tmp_path / "out")]
-    with pytest.raises(SystemExit):
-        main(base + ["--points", "nan,nan"])
+    assert main(base + ["--points", "nan,nan"]) == 2
     assert "coordinates must be finite" in capsys.readouterr().err
     assert main(base + ["--points", "-5,10"]) == 1  # parsed as a point, refused as outside the image
     assert "point (x=-5, y=10) lies outside the 32x32 image" in capsys.readouterr().err

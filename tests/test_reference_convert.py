@@ -62,6 +62,13 @@ def test_inferred_config_matches_the_model(transformer, full_file):
         assert inferred[key] == cfg[key], key
 
 
+def _with_nan(sd, key):
+    """Two NaN in a copy of ``sd[key]`` (the tensors share the session's tiny model's storage)."""
+    t = sd[key].clone()
+    t.view(-1)[3:5] = float("nan")
+    sd[key] = t
+
+
 def _break(transformer, tmp_path, change):
     sd = diffsynth_state_dict(transformer.state_dict())
     change(sd)
@@ -74,6 +81,9 @@ def _break(transformer, tmp_path, change):
     (lambda sd: sd.pop("single_blocks.0.norm_k_a.weight"), "misses"),
     (lambda sd: sd.__setitem__("blocks.0.ff_a.0.weight", torch.zeros(127, 32)), "blocks.0.ff_a.0.weight"),
     (lambda sd: sd.__setitem__("blocks.0.attn.a_to_qkv.weight", torch.zeros(95, 32)), "a_to_qkv"),
+    (lambda sd: sd.__setitem__("blocks.0.ff_a.0.weight", sd["blocks.0.ff_a.0.weight"] > 0), "is BOOL, not floating"),
+    (lambda sd: sd.__setitem__("blocks.0.ff_a.0.weight", sd["blocks.0.ff_a.0.weight"].to(torch.int8)), "is I8"),
+    (lambda sd: _with_nan(sd, "blocks.0.ff_a.0.weight"), "blocks.0.ff_a.0.weight holds 2 non-finite values"),
 ])
 def test_full_refuses_unknown_missing_or_misshaped_keys(transformer, tmp_path, change, message):
     path = _break(transformer, tmp_path, change)

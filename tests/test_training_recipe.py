@@ -109,8 +109,11 @@ def test_bare_command_picks_a_small_tiny_run_on_this_machine():
 
     extra, line = machine_defaults("depth", [], gpu_gib=None)
     chosen = dict(zip(extra[::2], extra[1::2]))
-    assert chosen["--resolution"] == "64" and chosen["--max_steps"] == "300" and chosen["--use_cpu"] == "true"
-    assert "tiny model on the CPU" in line and "--resolution 64" in line
+    assert chosen["--resolution"] == "32" and chosen["--max_steps"] == "300" and chosen["--use_cpu"] == "true"
+    assert chosen["--fit_vae_steps"] == "100" and chosen["--num_train_examples"] == "128"
+    assert "tiny model on the CPU: first training step within about 2 minutes" in line and "--resolution 32" in line
+    extra, line = machine_defaults("depth", [], gpu_gib=80.0)
+    assert dict(zip(extra[::2], extra[1::2]))["--resolution"] == "64" and "tiny model on a GPU" in line
     extra, _ = machine_defaults("depth", ["--resolution", "128", "--max_steps=5"], gpu_gib=None)
     assert "--resolution" not in extra and "--max_steps" not in extra  # what the user gives wins
     extra, line = machine_defaults("normal", ["--model", "some/real-model"], gpu_gib=None)
@@ -155,3 +158,45 @@ def test_deepspeed_zero_on_two_cpu_processes(tmp_path, stage):
     pipe = Edit2PerceivePipeline.from_pretrained(out)  # full (gathered) weights, not ZeRO-3 partitions
     assert pipe.transformer.proj_out.weight.shape == (64, 32)
     assert (out / "checkpoint-2" / "CHECKPOINT_COMPLETE").exists()
+
+
+def test_the_chosen_settings_line_comes_before_any_heavy_import():
+    import subprocess
+    import sys
+
+    code = ("import sys; from edit2perceive.training.recipe import machine_defaults; "
+            "machine_defaults('depth', [], gpu_gib=None); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('transformers', 'diffusers', 'accelerate')))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "[]", res.stderr[-500:]
+
+
+@pytest.mark.slow
+def test_bare_accelerate_launch_trains_within_minutes_on_a_cpu(tmp_path):
+    """``accelerate launch examples/train_depth.py`` with no arguments, as the README gives it:
+    its own first line is the chosen settings, the first step within 2 minutes, done within 10."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "train_depth.py"
+    accelerate = shutil.which("accelerate", path=os.path.dirname(sys.executable)) or "accelerate"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # as a user runs it
+    env.update(CUDA_VISIBLE_DEVICES="", PYTHONUNBUFFERED="1")
+    start = time.monotonic()
+    proc = subprocess.Popen([accelerate, "launch", str(example)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    ours, first_step = [], None
+    for line in proc.stdout:
+        if line.startswith("[edit2perceive]") or ours:
+            ours.append(line)
+        if first_step is None and "/300 [" in line and " 1/300" in line:
+            first_step = time.monotonic() - start
+    proc.wait(timeout=600)
+    total = time.monotonic() - start
+    assert proc.returncode == 0 and ours[0].startswith("[edit2perceive] tiny model on the CPU")
+    assert first_step is not None and first_step < 120, first_step
+    assert total < 600 and (tmp_path / "out" / "depth-tiny" / "model_index.json").is_file(), total

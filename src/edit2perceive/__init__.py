@@ -55,6 +55,13 @@ class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def exec_module(self, module):
         module.__spec__ = module.__spec__.loader_state
 
+    def get_code(self, fullname):  # `python -m <old path>` runs the new module's code
+        target = MOVED_MODULES[fullname]
+        return importlib.util.find_spec(target).loader.get_code(target)
+
+    def is_package(self, fullname):
+        return False
+
 
 if not any(isinstance(f, _MovedModuleFinder) for f in sys.meta_path):
     sys.meta_path.append(_MovedModuleFinder())

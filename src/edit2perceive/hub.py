@@ -282,11 +282,22 @@ def push_to_hub(pipe, repo_id: str, *, card=None, dry_run_dir: str | None = None
 
 
 def load_summaries(paths) -> list[dict]:
-    """``summary.json`` files (or folders holding one) -> summary dicts."""
+    """``summary.json`` files (or folders holding one) -> summary dicts of whole-benchmark
+    evaluations. ``ValueError`` naming the file for one that is unreadable, or that covers
+    only the first ``--max-samples`` images (a card would show it as the benchmark's result)."""
     out = []
     for p in paths:
         p = Path(p)
         p = p / "summary.json" if p.is_dir() else p
-        with open(p) as f:
-            out.append(json.load(f))
+        try:
+            s = json.loads(p.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ValueError(f"{p}: not an e2p evaluate summary.json ({type(err).__name__}: {err})") from None
+        if not isinstance(s, dict) or not {"task", "metrics", "protocol"} <= set(s):
+            raise ValueError(f"{p}: not an e2p evaluate summary.json (expected task, metrics and protocol)")
+        if s.get("max_samples"):
+            raise ValueError(f"{p}: an evaluation of the first {s['max_samples']} images only (--max-samples; "
+                             f"{s.get('num_evaluated')} evaluated) is not the benchmark's result; evaluate the whole "
+                             f"{s.get('dataset_name', s.get('dataset'))} set without --max-samples")
+        out.append(s)
     return out

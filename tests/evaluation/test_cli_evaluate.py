@@ -49,7 +49,7 @@ def test_missing_prediction_and_bad_layout_exit_codes(tmp_path, capsys):
     assert rc == 1 and "no saved prediction for sample 'test/kitchen_0004/rgb_0001'" in capsys.readouterr().err
     rc = main(["evaluate", "--task", "depth", "--dataset", "kitti", "--data-dir", str(tmp_path / "nyu"),
                "--predictions", str(tmp_path / "preds"), "--no-progress"])
-    assert rc == 1 and "Eigen split file" in capsys.readouterr().err
+    assert rc == 2 and "Eigen split file" in capsys.readouterr().err  # a layout error: exit 2, as documented
     rc = main(["evaluate", "--task", "normal", "--dataset", "kitti", "--data-dir", str(tmp_path),
                "--predictions", str(tmp_path / "preds")])
     assert rc == 2 and "unknown normal dataset" in capsys.readouterr().err

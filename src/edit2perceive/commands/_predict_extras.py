@@ -6,8 +6,8 @@ Kept apart from the image loop of :mod:`edit2perceive.commands.predict`, which c
 ``None``), ``call_kwargs(opts.extras)`` (extra pipeline-call arguments), ``Helpers(opts, pipe)``
 (the other models a 3D export needs) and ``extra_files(opts, helpers, rgb, out)`` (the
 additional files of one image, ``{file name: value}`` for the writers of
-:mod:`edit2perceive.outputs.visualize`), and ``run_video(opts, pipe, path, folder)`` /
-``video_done(folder, task)`` for video inputs.
+:mod:`edit2perceive.outputs.visualize`), and ``run_video(opts, pipe, path, output_dir, name, owner)`` /
+``video_done(opts, folder)`` for video inputs.
 
 Extra files (in the input's output folder):
 - ``--ensemble-size N --uncertainty``: ``<task>_uncertainty.png`` (Marigold's grey
@@ -87,6 +87,12 @@ def check_arguments(opts: PredictOptions) -> str | None:
             return "--metric-depth aligns a depth prediction: use it with --task depth"
         if not os.path.isfile(extras.metric_depth):
             return f"--metric-depth {extras.metric_depth}: no such file"
+        from ..outputs.metric_depth import check_measurement_file
+
+        try:  # a malformed file is refused now, not after minutes of model loading
+            check_measurement_file(extras.metric_depth)
+        except ValueError as err:
+            return f"--metric-depth {err}"
     if extras.export:
         if task != "depth" and extras.depth_model is None:
             return f"--export with --task {task} needs --depth-model (the depth to back-project)"
@@ -104,6 +110,15 @@ def check_arguments(opts: PredictOptions) -> str | None:
     if not 0 <= extras.temporal_smoothing < 1:
         return f"--temporal-smoothing must be in [0, 1), got {extras.temporal_smoothing}"
     return None
+
+
+def extra_file_names(opts: PredictOptions) -> set[str]:
+    """The names of the extra files :func:`extra_files` writes for one image."""
+    extras, task = opts.extras, opts.task
+    names = {f"{task}_uncertainty.png", f"{task}_uncertainty.npy"} if extras.uncertainty else set()
+    if extras.metric_depth is not None:
+        names |= {"depth_metric.npy", "depth_metric_fit.json"}
+    return names | {f"{task}_cloud.{fmt}" for fmt in extras.export}
 
 
 def call_kwargs(extras: ExtraOptions) -> dict:
@@ -167,25 +182,46 @@ def extra_files(opts: PredictOptions, helpers: Helpers, rgb, prediction, uncerta
     return files
 
 
-def video_done(folder, task: str) -> bool:
-    """A video's outputs are complete when its mp4 exists (written last, atomically)."""
-    from pathlib import Path
-
-    return (Path(folder) / f"{task}.mp4").is_file()
+def video_names(opts: PredictOptions) -> list[str]:
+    """The entries a video input's folder gets for the task: ``<task>.mp4`` and ``<task>_frames/``."""
+    return [f"{opts.task}.mp4"] + ([f"{opts.task}_frames"] if opts.extras.frames else [])
 
 
-def run_video(opts: PredictOptions, pipe, path, folder) -> int:
-    """Predict a video into ``folder``: ``<task>.mp4`` and (unless ``--no-frames``)
-    ``<task>_frames/``; returns the number of frames."""
-    from pathlib import Path
+def video_done(opts: PredictOptions, folder) -> bool:
+    """A video's outputs are complete when its folder's manifest proves exactly this run's
+    entries for the task written (the folder appears whole, by one rename)."""
+    from ..io.manifest import owned
 
+    mine = {n for n, who in owned(folder).items() if who == f"e2p predict {opts.task}"}
+    return mine == set(video_names(opts))
+
+
+def check_video_options(opts: PredictOptions) -> str | None:
+    """The reason the options do not apply to video inputs, or ``None``."""
+    extras = opts.extras
+    unused = [flag for flag, used in (("--export", extras.export), ("--metric-depth", extras.metric_depth),
+                                      ("--uncertainty", extras.uncertainty)) if used]
+    if unused:
+        return (f"{' / '.join(unused)} apply to images, not to video inputs; predict the videos in a separate "
+                "run without them")
+    return None
+
+
+def run_video(opts: PredictOptions, pipe, path, output_dir, name: str, owner: str) -> int:
+    """Predict a video into the folder ``output_dir / name``: ``<task>.mp4`` and (unless
+    ``--no-frames``) ``<task>_frames/``, written aside and moved into place together (a failed
+    or killed run leaves the folder as it was; a re-run leaves no frame of a longer clip);
+    returns the number of frames."""
     from ..outputs.video import predict_video
+    from ..outputs.visualize import prediction_set
 
-    folder, extras = Path(folder), opts.extras
+    extras = opts.extras
     kwargs = call_kwargs(extras)
     kwargs.pop("output_uncertainty")
-    return predict_video(pipe, path, folder / f"{opts.task}.mp4",
-                         frames_dir=folder / f"{opts.task}_frames" if extras.frames else None,
-                         frame_noise=extras.frame_noise, smoothing=extras.temporal_smoothing,
-                         batch_size=opts.batch_size, points=list(opts.points) if opts.points else None,
-                         num_inference_steps=opts.steps, processing_resolution=opts.processing_resolution, **kwargs)
+    with prediction_set(output_dir, name, video_names(opts), owner=owner) as staging:
+        return predict_video(pipe, path, staging / f"{opts.task}.mp4",
+                             frames_dir=staging / f"{opts.task}_frames" if extras.frames else None,
+                             frame_noise=extras.frame_noise, smoothing=extras.temporal_smoothing,
+                             batch_size=opts.batch_size, points=list(opts.points) if opts.points else None,
+                             num_inference_steps=opts.steps, processing_resolution=opts.processing_resolution,
+                             **kwargs)

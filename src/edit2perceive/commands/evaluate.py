@@ -67,6 +67,7 @@ def run(args) -> int:
         make_protocol,
     )
     from edit2perceive.evaluation.report import paper_table
+    from edit2perceive.evaluation.runner import SetupError
     from edit2perceive.inference_at_scale import end_processes, process_state
 
     state = process_state()
@@ -94,8 +95,11 @@ def run(args) -> int:
         result = evaluate_benchmark(args.task, proto.dataset, args.data_dir, predictor, protocol=proto,
                                     split_file=args.split_file, max_samples=args.max_samples, output_dir=out,
                                     method=args.method, progress=not args.no_progress, accelerator=accelerator)
-    except (ValueError, FileNotFoundError, OSError) as err:
+    except SetupError as err:
         print(f"e2p evaluate: {err}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError, OSError) as err:  # the library's keyword hint, as the flag
+        print(f"e2p evaluate: {str(err).replace('nonfinite=' + repr('mask'), '--nonfinite mask')}", file=sys.stderr)
         return 1  # under accelerate launch the launcher stops the other processes
     if not state.is_main_process:
         return end_processes(state, 0)

@@ -67,10 +67,16 @@ def run_push(args) -> int:
 def run_table(args) -> int:
     from edit2perceive.evaluation.report import paper_table
 
+    summaries = []
+    for p in args.summaries:
+        try:
+            summaries.append(json.loads(p.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as err:  # UnicodeDecodeError is a ValueError
+            print(f"e2p metrics table: {p}: not a readable summary.json ({err})", file=sys.stderr)
+            return 2
     try:
-        summaries = [json.loads(p.read_text()) for p in args.summaries]
         print(paper_table(summaries), end="")
-    except (OSError, ValueError, KeyError) as err:
+    except (ValueError, KeyError) as err:
         print(f"e2p metrics table: {err}", file=sys.stderr)
         return 2
     return 0

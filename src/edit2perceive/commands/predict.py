@@ -1,28 +1,34 @@
 """``e2p predict``: run a trained model on image files or folders and write usable outputs.
 
 Inputs are image files and folders (searched recursively for files whose extension PIL can
-read; hidden files and the output folder are left out). Every input gets its own output
-folder named like the input file, at its path relative to the inputs' common folder, so
-equal file names in different folders (or with different extensions) never share one:
+read; hidden files and the folders e2p wrote, marked by their ``.e2p-manifest.json``, are
+left out). Every input gets its own output folder named like the input file, at its path
+relative to the inputs' common folder, so equal file names in different folders (or with
+different extensions) never share one:
 
     e2p predict photos/ --output-dir out/   # photos/a/x.jpg -> out/a/x.jpg/depth.png ...
 
 Files per input folder: depth ``depth.png`` (Spectral colour map), ``depth_16bit.png``,
 ``depth.npy``; normal ``normal.png``, ``normal.npy``; matting ``alpha.png`` (8-bit),
-``cutout.png`` (RGBA), ``alpha.npy``; and ``<task>_panel.png`` (input | prediction). Other
-tasks' files in an existing folder are kept.
+``cutout.png`` (RGBA), ``alpha.npy``; and ``<task>_panel.png`` (input | prediction).
 
-Each folder appears complete or not at all (written aside, then one rename), even if the
-run is killed; ``--skip-existing`` resumes an interrupted run by skipping inputs whose
-files for this task are all there. An input that fails (unreadable, too large, a point
-outside it, a non-finite prediction, out of memory) is reported with its file name and
-leaves nothing; the others continue, and the command exits with status 1 and a summary.
+Re-runs: after a run, an input's folder holds exactly the files this run wrote for the task
+(extras included; an earlier run's extras that were not asked for again are removed), next
+to other tasks' files and anything else that was there. Each folder's ``.e2p-manifest.json``
+records what e2p wrote; a file e2p cannot prove it wrote is never deleted or replaced (the
+input fails instead). Each folder appears complete or not at all (written aside, then one
+rename), even if the run is killed; ``--skip-existing`` resumes an interrupted run by
+skipping inputs whose folder already holds exactly this run's files for the task.
+
+An input that fails (unreadable, too large, a point outside it, a non-finite prediction,
+out of memory) is reported with its file name and leaves nothing; the others continue, and
+the command exits with status 1 and a summary.
 Arguments that would fail for every image are refused before the model loads.
 
 Beyond one map (options below, :mod:`edit2perceive.commands._predict_extras`): ensembles
 with ``--ensemble-size N --uncertainty``, metric depth from ``--metric-depth FILE``, point
 clouds with ``--export ply glb``; video files given as inputs (``clip.mp4`` -> ``OUT/clip.mp4/``
-with ``<task>.mp4`` and ``<task>_frames/``, written in place, the mp4 last).
+with ``<task>.mp4`` and ``<task>_frames/``, written aside and moved into place together).
 
 Whole ``datasets`` datasets instead of files: ``--dataset NAME_OR_PATH`` writes a prediction
 dataset (parquet shards, manifest, card), also under ``accelerate launch`` on many
@@ -40,7 +46,7 @@ from pathlib import Path
 from edit2perceive.tasks import TASKS
 
 from . import _predict_dataset, _predict_extras
-from ._model_args import add_model_arguments
+from ._model_args import add_model_arguments, check_model_source, check_output_folder
 from ._predict_options import PredictOptions
 
 #: files each task writes into an input's folder (see edit2perceive.outputs.visualize.render_outputs)
@@ -63,9 +69,22 @@ def parse_point(text: str) -> tuple[float, float]:
     return x, y
 
 
+def split_points(points: list[str] | None, inputs: list[str]) -> tuple[list[tuple[float, float]] | None, list[str]]:
+    """``--points`` values -> ``(points, inputs)``: argparse gives ``--points`` every value up
+    to the next option, so ``--points 120,80 140,95 cat.jpg`` also holds the input. The values
+    from the first existing path (or one that is not ``x,y``-shaped: no comma) on are inputs."""
+    if points is None:
+        return None, list(inputs)
+    for k, text in enumerate(points):
+        if os.path.exists(text) or "," not in text:
+            return [parse_point(v) for v in points[:k]], [*points[k:], *inputs]
+    return [parse_point(v) for v in points], list(inputs)
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("predict", help="predict depth / normals / alpha for image files and folders",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # "*": --dataset needs none, and `--points 1,2 3,4 cat.jpg` leaves none here (see split_points)
     p.add_argument("inputs", nargs="*", metavar="IMAGE_OR_DIR",
                    help="image files (any PIL format) and folders (or --dataset)")
     p.add_argument("--task", required=True, choices=list(TASKS),
@@ -73,7 +92,7 @@ def register(subparsers) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="saved pipeline folder or Hugging Face Hub id")
     p.add_argument("--output-dir", required=True, type=Path, help="folder for the outputs (created)")
-    p.add_argument("--points", nargs="+", type=parse_point, default=None, metavar="X,Y",
+    p.add_argument("--points", nargs="+", default=None, metavar="X,Y",
                    help="matting: foreground points in pixel coordinates, used for every image")
     p.add_argument("--steps", type=int, default=1, help="Euler steps, 1..1000 (1 = single-step, the default)")
     p.add_argument("--processing-resolution", type=int, default=None,
@@ -97,36 +116,45 @@ def image_extensions() -> frozenset[str]:
     return frozenset(ext.lower() for ext, fmt in PIL.Image.registered_extensions().items() if fmt in PIL.Image.OPEN)
 
 
-def list_inputs(paths, exclude=None) -> list[tuple[Path, str]]:
+def list_inputs(paths) -> list[tuple[Path, str]]:
     """Input arguments -> sorted ``(image file, output name)`` pairs.
 
     Folders are searched recursively for image files (by extension; hidden entries and the
-    folder ``exclude``, e.g. the output folder, are skipped); files are taken as given. The
-    output name is the file's path relative to the common folder of all inputs (POSIX
-    separators), so two inputs never share one. ``ValueError`` for a path that does not exist
-    or a folder without images.
+    folders e2p wrote, those holding its manifest ``.e2p-manifest.json``, are skipped, so earlier
+    outputs are never taken for photos while the user's images beside them are found); files
+    are taken as given (an output folder inside an input folder hides nothing). The output name is the file's path relative to the
+    common folder of all inputs (POSIX separators), so two inputs never share one.
+    ``ValueError`` for a path that does not exist, a folder without images, or a folder that
+    cannot be listed (named; it is not skipped silently). A broken link or a symlink loop with
+    an image name is kept as an input and fails as unreadable.
     """
+    from edit2perceive.io.manifest import MANIFEST
+
     extensions = image_extensions()
-    excluded = Path(exclude).resolve() if exclude is not None else None
-    files: dict[Path, Path] = {}  # resolved -> as found (absolute)
+    files: dict[str, Path] = {}  # real path -> as found (absolute)
     bases = []
     for arg in paths:
         path = Path(os.path.abspath(arg))
         if path.is_dir():
             bases.append(path)
             found = 0
-            for root, dirs, names in os.walk(path):
+            unreadable: list[OSError] = []
+            for root, dirs, names in os.walk(path, onerror=unreadable.append):
                 dirs[:] = sorted(d for d in dirs if not d.startswith(".")
-                                 and (excluded is None or Path(root, d).resolve() != excluded))
+                                 and not os.path.isfile(os.path.join(root, d, MANIFEST)))
                 for n in sorted(names):
                     if not n.startswith(".") and os.path.splitext(n)[1].lower() in extensions:
-                        files.setdefault(Path(root, n).resolve(), Path(root, n))
+                        files.setdefault(os.path.realpath(os.path.join(root, n)), Path(root, n))
                         found += 1
+            if unreadable:
+                err = unreadable[0]
+                raise ValueError(f"{err.filename}: cannot list the folder ({err.strerror}); fix its permissions or "
+                                 f"give the other folders instead ({len(unreadable)} such folder(s))")
             if not found:
                 raise ValueError(f"{arg}: folder holds no image files ({', '.join(sorted(extensions)[:6])}, ...)")
         elif path.is_file():
             bases.append(path.parent)
-            files.setdefault(path.resolve(), path)
+            files.setdefault(os.path.realpath(path), path)
         else:
             raise ValueError(f"{arg}: no such file or folder")
     if not files:
@@ -146,9 +174,18 @@ def prediction_files(task: str, rgb, prediction, points=None) -> dict:
     return files
 
 
-def _is_done(output_dir: Path, name: str, task: str) -> bool:
-    folder = output_dir / name
-    return all((folder / f).is_file() for f in TASK_FILES[task])
+def owner(task: str) -> str:
+    """The owner label of a task's files in a set folder's manifest (:mod:`edit2perceive.io.manifest`)."""
+    return f"e2p predict {task}"
+
+
+def _is_done(output_dir: Path, name: str, opts: PredictOptions) -> bool:
+    """Whether the folder holds exactly the files this run would write for the task, all
+    proven written by e2p (a newly requested extra is missing: not done)."""
+    from edit2perceive.io.manifest import owned
+
+    mine = {n for n, who in owned(output_dir / name).items() if who == owner(opts.task)}
+    return mine == set(TASK_FILES[opts.task]) | _predict_extras.extra_file_names(opts)
 
 
 def check_arguments(opts: PredictOptions) -> str | None:
@@ -166,16 +203,23 @@ def check_arguments(opts: PredictOptions) -> str | None:
         return f"--processing-resolution must be within 0..{MAX_PROCESSING_RESOLUTION} (0 = native), got {res}"
     if opts.batch_size < 1:
         return f"--batch-size must be >= 1, got {opts.batch_size}"
-    if opts.output_dir.exists() and not opts.output_dir.is_dir():
-        return f"--output-dir {opts.output_dir} exists and is not a folder"
-    return None
+    from edit2perceive.io.images import max_image_pixels
+
+    try:
+        max_image_pixels()
+    except ValueError as err:
+        return str(err)
+    return check_output_folder(opts.output_dir)
 
 
 def _load_rgb(path: Path):
-    from edit2perceive.io.images import open_rgb8
+    from edit2perceive.io.images import MIN_SIDE, open_rgb8
 
     # upright (EXIF), greyscale / RGBA / 16-bit files become 8-bit RGB (see edit2perceive.io.images)
-    return open_rgb8(path)
+    img = open_rgb8(path)
+    if min(img.size) < MIN_SIDE:  # said here, by file, not as "image 0" of a batch
+        raise ValueError(f"the image is {img.width}x{img.height} px; both sides must be at least {MIN_SIDE} px")
+    return img
 
 
 def _message(err: BaseException) -> str:
@@ -185,6 +229,10 @@ def _message(err: BaseException) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        args.points, args.inputs = split_points(args.points, args.inputs)
+    except argparse.ArgumentTypeError as err:
+        return _fail(f"--points: {err}")
     if args.dataset is not None:  # a whole datasets dataset: edit2perceive.inference_at_scale
         return _predict_dataset.run(PredictOptions.from_args(args), _predict_dataset.DatasetOptions.from_args(args),
                                     check_arguments)
@@ -198,11 +246,14 @@ def predict(opts: PredictOptions) -> int:
     problem = check_arguments(opts) or _predict_extras.check_arguments(opts)
     if problem is None and not opts.inputs:
         problem = "give image files / folders, or --dataset NAME_OR_PATH"
+    problem = problem or check_model_source(opts.model, opts.device)
     if problem is None:
         try:
-            inputs = list_inputs(opts.inputs, exclude=opts.output_dir)
+            inputs = list_inputs(opts.inputs)
         except ValueError as err:
             problem = str(err)
+    if problem is None and any(is_video(p) for p, _ in inputs):
+        problem = _predict_extras.check_video_options(opts)
     if problem is not None:
         return _fail(problem)
     todo = [(p, n) for p, n in inputs if not (opts.skip_existing and _has_outputs(opts, p, n))]
@@ -214,7 +265,10 @@ def predict(opts: PredictOptions) -> int:
         predictor = _Predictor(opts)
     except (ValueError, OSError, RuntimeError) as err:
         return _fail(f"cannot use model: {err}")
-    predictor.prepare_output_dir()
+    try:
+        predictor.prepare_output_dir()
+    except OSError as err:
+        return _fail(str(err))
     predictor.predict_videos([(p, n) for p, n in todo if is_video(p)])
     predictor.predict_images([(p, n) for p, n in todo if not is_video(p)])
     skipped = len(inputs) - len(todo)
@@ -235,8 +289,8 @@ def _has_outputs(opts: PredictOptions, path: Path, name: str) -> bool:
     from edit2perceive.outputs.video import is_video
 
     if is_video(path):
-        return _predict_extras.video_done(opts.output_dir / name, opts.task)
-    return _is_done(opts.output_dir, name, opts.task)
+        return _predict_extras.video_done(opts, opts.output_dir / name)
+    return _is_done(opts.output_dir, name, opts)
 
 
 class _Predictor:
@@ -255,7 +309,10 @@ class _Predictor:
     def prepare_output_dir(self) -> None:
         from edit2perceive.outputs.visualize import clean_stale_partials
 
-        self.opts.output_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.opts.output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OSError(err.errno, f"--output-dir {self.opts.output_dir}: cannot be created ({err.strerror})") from None
         for stale in clean_stale_partials(self.opts.output_dir):
             print(f"e2p predict: removed {stale.name}, left by an interrupted run", file=sys.stderr)
 
@@ -271,7 +328,7 @@ class _Predictor:
     def predict_videos(self, videos) -> None:
         for path, name in videos:
             try:
-                _predict_extras.run_video(self.opts, self.pipe, path, self.opts.output_dir / name)
+                _predict_extras.run_video(self.opts, self.pipe, path, self.opts.output_dir, name, owner(self.opts.task))
                 self.written += 1
             except Exception as err:  # noqa: BLE001 - any per-input failure is reported, the run goes on
                 self.failures.append((str(path), _message(err)))
@@ -315,4 +372,4 @@ class _Predictor:
         opts = self.opts
         files = prediction_files(opts.task, rgb, prediction, points=self.points)
         files.update(_predict_extras.extra_files(opts, self.helpers, rgb, prediction, uncertainty))
-        write_prediction_set(files, opts.output_dir, name)
+        write_prediction_set(files, opts.output_dir, name, owner=owner(opts.task))

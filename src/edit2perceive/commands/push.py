@@ -40,8 +40,12 @@ def _card(model_dir: Path, *, repo_id: str, summary_paths, base_model: str | Non
     from edit2perceive.core.base_model import DEFAULT_BASE_MODEL
     from edit2perceive.hub import hub_base_model, load_summaries, model_card
 
-    index = json.loads((model_dir / "model_index.json").read_text())
-    task = index["task"]["name"]
+    index_path = model_dir / "model_index.json"
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+        task = index["task"]["name"]
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{index_path}: not a model index with a task ({type(err).__name__}: {err})") from None
     summaries = load_summaries(summary_paths or [])
     wrong = [s["task"] for s in summaries if s["task"] != task]
     if wrong:

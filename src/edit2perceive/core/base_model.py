@@ -55,8 +55,9 @@ def load_base_component(base_model: str, name: str, *, torch_dtype=None, quantiz
         return cls.from_pretrained(base_model, subfolder=name, **kwargs)
     if name == "scheduler":
         return cls.from_pretrained(base_model, subfolder=name, **kwargs)
+    kwargs["use_safetensors"] = True  # pickle weights are never loaded
     if torch_dtype is not None:
-        kwargs["torch_dtype"] = torch_dtype
+        kwargs["dtype"] = torch_dtype  # diffusers / transformers deprecate torch_dtype=
     if quantize is not None:
         if name != "transformer":
             raise ValueError("only the transformer is quantized")
@@ -148,7 +149,7 @@ def complete_from_base(model: str, kwargs: dict, *, base_model: str | None, quan
         base_model, revision = index.get("base_model"), index.get("base_model_revision")
     else:
         kwargs["base_model"] = recorded_base(base_model)  # the config records the base in use
-    dtype = kwargs.get("torch_dtype")
+    dtype = kwargs.get("dtype", kwargs.get("torch_dtype"))
     wanted = [n for n in ("vae", "transformer") if _missing(index, n)]
     if _missing(index, "prompt_cache"):
         wanted += [n for n in TEXT_PARTS if _missing(index, n)]

@@ -9,13 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL.Image import DecompressionBombError
 
 from .example import BadDataLog, BadSampleError
 
 logger = logging.getLogger(__name__)
 
-#: errors that mean "this sample is bad" (missing/corrupt files, bad values); anything else is a bug
-BAD_SAMPLE_ERRORS = (BadSampleError, OSError, ValueError, KeyError, EOFError, RuntimeError)
+#: errors that mean "this sample is bad" (missing/corrupt files, bad values, an image PIL refuses
+#: as a decompression bomb); anything else is a bug
+BAD_SAMPLE_ERRORS = (BadSampleError, OSError, ValueError, KeyError, EOFError, RuntimeError, DecompressionBombError)
 
 
 def read_split_rows(path) -> list[list[str]]:

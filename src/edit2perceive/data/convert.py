@@ -70,18 +70,6 @@ def _read_manifest(path: Path, plan: dict) -> dict:
     return manifest
 
 
-def _examples(reader, chunk: list):
-    """The chunk's examples; a record whose files PIL refuses as a decompression bomb is
-    skipped and counted like any bad sample (readers skip the other bad-file errors)."""
-    import PIL.Image
-
-    for record in chunk:
-        try:
-            yield from reader.iter_records([record])
-        except PIL.Image.DecompressionBombError as err:
-            reader.bad.handle(reader.name, record.get("file", record["id"]), err)
-
-
 def _card(source: str, split: str) -> str:
     return (
         "---\nconfigs:\n- config_name: default\n  data_files:\n"
@@ -126,7 +114,7 @@ def convert(reader, out_dir, *, split: str = "train", shard_size: int = 500, dep
         if entry:
             warnings.warn(f"{path}: missing, truncated or damaged; rebuilding it", stacklevel=2)
         rows, skipped_before = [], reader.bad.num_skipped
-        for example in _examples(reader, chunk):
+        for example in reader.iter_records(chunk):  # bad samples (bombs too) skipped and counted
             rows.append(encode_shard_row(example, depth_scale))
             bar.update(1)
         skipped = reader.bad.num_skipped - skipped_before

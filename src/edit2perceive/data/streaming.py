@@ -22,6 +22,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import PIL.Image
 from datasets import Features, IterableDataset, Value, interleave_datasets, load_dataset
 from datasets import Image as ImageFeature
 from datasets.distributed import split_dataset_by_node
@@ -31,7 +32,7 @@ from .records import SHARD_FEATURES, STREAM_FEATURES, decode_example, encode_str
 #: default bound on the fraction of bad rows (and of bad shards) before a run stops
 MAX_BAD_FRACTION = 0.01
 #: errors of decoding one row that mean "this row is bad" (corrupt PNG / npy bytes, bad JSON)
-ROW_ERRORS = (OSError, ValueError, KeyError, TypeError, EOFError, SyntaxError)
+ROW_ERRORS = (OSError, ValueError, KeyError, TypeError, EOFError, SyntaxError, PIL.Image.DecompressionBombError)
 
 
 class TooMuchBadData(RuntimeError):

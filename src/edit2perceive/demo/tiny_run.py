@@ -126,16 +126,22 @@ def run_tiny(config: TinyRunConfig, output_dir: str, *, vae=None, progress: bool
     return report
 
 
-def _main():  # python -m edit2perceive.demo.tiny_run depth
+def _main(argv=None) -> int:  # python -m edit2perceive.demo.tiny_run [depth|normal|matting]
+    import argparse
     import json
-    import sys
     import tempfile
 
-    task = sys.argv[1] if len(sys.argv) > 1 else "depth"
+    from ..tasks import TASKS
+
+    parser = argparse.ArgumentParser(prog="python -m edit2perceive.demo.tiny_run",
+                                     description="One tiny run (TinyRunConfig's defaults); prints its report as JSON.")
+    parser.add_argument("task", nargs="?", default="depth", choices=sorted(TASKS))
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        print(json.dumps(run_tiny(TinyRunConfig(task=task), tmp), indent=2))
+        print(json.dumps(run_tiny(TinyRunConfig(task=args.task), tmp), indent=2))
+    return 0
 
 
 if __name__ == "__main__":
-    _main()
+    raise SystemExit(_main())
 

@@ -21,8 +21,9 @@ relative: the printed digits are the same).
 
 A run owns its output folder: files are written into a staging folder beside it and
 replace the folder only when the run succeeded, so a failed run leaves the previous
-results untouched and never mixes its files with them. A folder holding files other than
-the runner's own is refused.
+results untouched and never mixes its files with them. The run records what it wrote in the
+folder's manifest (:mod:`edit2perceive.io.manifest`); a folder holding anything the manifest
+does not prove written by an earlier run (a user's own ``results.md`` included) is refused.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from edit2perceive.metrics import (
 from edit2perceive.metrics._inputs import squeeze_leading
 
 from ..io.atomic import publish_folder, staging_path
+from ..io.manifest import foreign, write_manifest
 from .points import POINT_PROTOCOL, REFERENCE_POINT_PROTOCOL, oracle_points, reference_point_map
 from .predictors import as_predictor
 from .protocols import DISPLAY_NAMES, EXPECTED_COUNTS, Protocol, make_protocol, resolve_alignment
@@ -56,21 +58,26 @@ from .registry import get_reader
 from .report import RowWriter, write_summary
 
 METRIC_NAMES = {"depth": DEPTH_METRIC_NAMES, "normal": NORMAL_METRIC_NAMES, "matting": MATTING_METRIC_NAMES}
-#: the files a run writes into its output folder
+#: the files a run writes into its output folder (with the manifest)
 RUN_FILES = frozenset({"per_image.jsonl", "per_image.csv", "summary.json", "results.md"})
+OWNER = "e2p evaluate"
 #: how far a prediction's height may be off a same-aspect resize of the ground truth: 16 px
 #: (processing sizes are rounded to multiples of 16; KITTI's benchmark crop) or 5 %
 ASPECT_SLACK_PX, ASPECT_SLACK = 16, 0.05
+
+
+class SetupError(ValueError):
+    """The data folder's layout or the output folder is unusable: nothing was evaluated."""
 
 
 def _check_output_dir(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: exists and is not a folder")
     if out.is_dir():
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in RUN_FILES)
-        if foreign:
-            raise ValueError(f"{out}: holds files that e2p evaluate did not write ({', '.join(foreign[:3])}); "
-                             "choose a new or empty --output-dir")
+        others = foreign(out)
+        if others:
+            raise ValueError(f"{out}: holds files that e2p evaluate did not write ({', '.join(others[:3])}; "
+                             "not in its manifest); choose a new or empty --output-dir")
 
 
 def _check_shape(pred: np.ndarray, target: np.ndarray, where: str) -> None:
@@ -153,7 +160,10 @@ def evaluate_benchmark(
     predictor = as_predictor(predictor)
     if proto.processing_resolution is not None and getattr(predictor, "processing_resolution", 0) is None:
         predictor.processing_resolution = proto.processing_resolution  # a model predictor follows the protocol
-    reader = get_reader(proto, data_dir, split_file)
+    try:
+        reader = get_reader(proto, data_dir, split_file)
+    except (ValueError, OSError) as err:
+        raise SetupError(str(err)) from err
     entries = reader.entries[:max_samples] if max_samples else reader.entries
     alignment = resolve_alignment(proto, predictor.depth_encoding) if task == "depth" else None
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator is not None else (0, 1)
@@ -165,10 +175,13 @@ def evaluate_benchmark(
     out = Path(output_dir) if output_dir is not None else None
     staging = None
     if out is not None and is_main:
-        _check_output_dir(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = staging_path(out)
-        staging.mkdir()
+        try:
+            _check_output_dir(out)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            staging = staging_path(out)
+            staging.mkdir()
+        except (ValueError, OSError) as err:
+            raise SetupError(f"--output-dir {out}: {err}" if isinstance(err, OSError) else str(err)) from err
     try:
         result = _run(task, proto, reader, predictor, entries, alignment, acc, columns, staging, rank, world, is_main,
                       accelerator, max_samples, split_file, method, data_dir, progress)
@@ -177,6 +190,7 @@ def evaluate_benchmark(
             shutil.rmtree(staging, ignore_errors=True)
         raise
     if staging is not None:
+        write_manifest(staging, {p.name: OWNER for p in staging.iterdir()})
         publish_folder(staging, out)
     return EvaluationResult(result.summary, result.rows, out)
 

@@ -82,7 +82,7 @@ def read_measurements(source, shape: tuple[int, int] | None = None) -> np.ndarra
         if name.lower().endswith(".npy"):
             try:
                 source = np.load(name, allow_pickle=False)
-            except ValueError as err:
+            except (ValueError, OSError, EOFError) as err:
                 raise ValueError(f"{name}: not a plain numpy array ({err})") from None
         elif name.lower().endswith((".csv", ".txt")):
             source = _read_csv(name)
@@ -114,25 +114,69 @@ def read_measurements(source, shape: tuple[int, int] | None = None) -> np.ndarra
     return arr
 
 
+#: header names of the CSV columns (case-insensitive; a unit such as "depth_m" / "depth (m)" is allowed)
+CSV_COLUMNS = {"x": "x", "y": "y", "depth": "depth", "z": "depth", "distance": "depth", "d": "depth"}
+
+
+def _column(name: str) -> str | None:
+    key = name.strip().lower()
+    for unit in ("_m", " (m)", "[m]", " m", "(m)"):
+        if key.endswith(unit):
+            key = key[: -len(unit)].strip()
+            break
+    return CSV_COLUMNS.get(key)
+
+
 def _read_csv(path: str) -> np.ndarray:
+    """Rows ``x,y,depth``; a header line names the order (``y,x,depth`` is read as such). UTF-8
+    (a spreadsheet's byte-order mark is dropped); ``#`` starts a comment line."""
     rows = []
-    with open(path, newline="", encoding="utf-8") as f:
-        for line_no, row in enumerate(csv.reader(f), start=1):
-            cells = [c.strip() for c in row]
-            if not cells or all(not c for c in cells) or cells[0].startswith("#"):
+    order = [0, 1, 2]  # column index of x, y, depth
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            lines = list(csv.reader(f))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); save it as CSV UTF-8") from None
+    for line_no, row in enumerate(lines, start=1):
+        cells = [c.strip() for c in row]
+        if not cells or all(not c for c in cells) or cells[0].startswith("#"):
+            continue
+        try:
+            values = [float(c) for c in cells]
+        except ValueError:
+            if not rows and all(not c.replace(".", "", 1).lstrip("+-").isdigit() for c in cells):  # a header line
+                names = [_column(c) for c in cells]
+                if len(cells) != 3 or sorted(map(str, names)) != ["depth", "x", "y"]:
+                    raise ValueError(f"{path}:{line_no}: header {row} must name the columns x, y and depth "
+                                     "(in any order)") from None
+                order = [names.index(k) for k in ("x", "y", "depth")]
                 continue
-            try:
-                values = [float(c) for c in cells]
-            except ValueError:
-                if not rows and line_no == 1:  # a header line
-                    continue
-                raise ValueError(f"{path}:{line_no}: expected numbers x,y,depth, got {row}") from None
-            if len(values) != 3:
-                raise ValueError(f"{path}:{line_no}: expected 3 values x,y,depth, got {len(values)}")
-            rows.append(values)
+            raise ValueError(f"{path}:{line_no}: expected numbers x,y,depth, got {row}") from None
+        if len(values) != 3:
+            raise ValueError(f"{path}:{line_no}: expected 3 values x,y,depth, got {len(values)}")
+        rows.append([values[i] for i in order])
     if not rows:
         raise ValueError(f"{path}: no measurements (expected lines x,y,depth)")
     return np.asarray(rows, dtype=np.float64)
+
+
+def check_measurement_file(path: str) -> None:
+    """Read a measurement file as far as possible without the prediction's size (before a
+    model loads); ``ValueError`` naming the file, line or value, like :func:`read_measurements`."""
+    if path.lower().endswith((".csv", ".txt")):
+        read_measurements(path)
+        return
+    if not path.lower().endswith(".npy"):
+        raise ValueError(f"{path}: measurements must be a .csv (x,y,depth) or .npy file")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise ValueError(f"{path}: not a plain numpy array ({err})") from None
+    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f"{path}: expected a numeric K x 3 list (x, y, depth) or an H x W sparse map, "
+                         f"got {arr.dtype} of shape {arr.shape}")
+    if arr.shape[1] == 3:
+        read_measurements(path)
 
 
 def sample_bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:

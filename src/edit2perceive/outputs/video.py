@@ -36,6 +36,12 @@ def is_video(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
+def _last_line(err: BaseException) -> str:
+    """ffmpeg's errors carry its whole build banner: keep the last line that says something."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    return (lines[-1] if lines else type(err).__name__)[:200]
+
+
 class VideoReader:
     """Stream the frames (uint8 ``H x W x 3``) of a video file; ``fps`` and ``num_frames``
     (``None`` when the container does not say). Errors name the file."""
@@ -50,7 +56,7 @@ class VideoReader:
             self._reader = imageio.get_reader(self.path, format="FFMPEG")
             meta = self._reader.get_meta_data()
         except Exception as err:  # imageio raises OSError / RuntimeError / IndexError for bad files
-            raise ValueError(f"{self.path}: not a readable video ({err})") from None
+            raise ValueError(f"{self.path}: not a readable video ({_last_line(err)})") from None
         self.fps = float(meta.get("fps") or 25.0)
         try:
             self.num_frames = int(self._reader.count_frames())
@@ -62,7 +68,7 @@ class VideoReader:
             for frame in self._reader:
                 yield np.ascontiguousarray(frame[..., :3])
         except Exception as err:
-            raise ValueError(f"{self.path}: error while decoding ({err})") from None
+            raise ValueError(f"{self.path}: error while decoding ({_last_line(err)})") from None
 
     def close(self):
         self._reader.close()

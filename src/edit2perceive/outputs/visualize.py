@@ -7,15 +7,18 @@ depth ``H x W`` in [0, 1], normals ``H x W x 3`` unit vectors, alpha ``H x W`` i
 ``write_outputs`` writes every file of one image, all or nothing on an error (flat names
 ``{stem}_{suffix}``). ``write_prediction_set`` writes one input's files as a folder that
 appears by one rename, so that even a kill (SIGKILL, power loss) leaves either the whole
-set or nothing under the final name; ``clean_stale_partials`` removes what a killed run
-left in its staging folders.
+set or nothing under the final name, and after it the folder holds exactly this set plus
+what the set's owner did not write (its manifest decides); ``clean_stale_partials``
+removes what a killed run left in its staging folders.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +26,8 @@ import PIL.Image
 import PIL.ImageDraw
 from diffusers.pipelines.marigold.marigold_image_processing import MarigoldImageProcessor
 
-from ..io.atomic import atomic_files, atomic_folder, clean_stale_staging
+from ..io.atomic import FILE_MODE, atomic_files, atomic_folder, clean_stale_staging, write_bytes_atomic
+from ..io.manifest import MANIFEST, owned, write_manifest
 
 
 def _np(x) -> np.ndarray:
@@ -134,30 +138,71 @@ def _save(value, path: Path) -> None:
         value.save(path)
 
 
-def write_prediction_set(outputs: dict[str, object], output_dir: str | os.PathLike, name: str) -> Path:
+def write_prediction_set(outputs: dict[str, object], output_dir: str | os.PathLike, name: str,
+                         owner: str = "e2p predict") -> Path:
     """Write ``outputs`` (``{file name: PIL image or numpy array}``) as the folder
-    ``output_dir / name`` (``name`` may hold ``/``), crash-safely.
-
-    The files are written and synced in a staging folder beside the target, which then
-    replaces it (:func:`edit2perceive.io.atomic.atomic_folder`), so the final name shows either
-    the old or the new complete set. If the folder already exists, its files that this set
-    does not write (e.g. another task's) are kept (hard links).
-    """
+    ``output_dir / name`` (``name`` may hold ``/``), crash-safely, recording them in the
+    folder's manifest under ``owner`` (see :func:`prediction_set`)."""
     target = Path(output_dir) / name
-    with atomic_folder(target) as staging:
+    with prediction_set(output_dir, name, list(outputs), owner=owner) as staging:
         for file_name, value in outputs.items():
             try:
                 _save(value, staging / file_name)
             except OSError as err:  # e.g. disk full: say which file of which set
                 raise OSError(err.errno, f"cannot write {target / file_name}: {err.strerror or err}") from err
+    return target
+
+
+@contextlib.contextmanager
+def prediction_set(output_dir: str | os.PathLike, name: str, names: list[str], owner: str) -> Iterator[Path]:
+    """Yield a staging folder to write the entries ``names`` (files or folders) of the set
+    ``output_dir / name`` into; on success it replaces that folder in one rename
+    (:func:`edit2perceive.io.atomic.atomic_folder`), so the final name shows either the old or
+    the new complete set, even after a kill; on an error nothing changes.
+
+    The new folder holds the new entries, recorded in its manifest under ``owner``
+    (:mod:`edit2perceive.io.manifest`), and the old folder's other entries (hard links) except
+    those the manifest proves written under the same ``owner``: after a re-run of a task its
+    files are exactly this run's (extras included), beside other tasks' files and the user's.
+    A new entry whose name is taken by an entry not proven ours is an error
+    (``FileExistsError``) raised before anything is written.
+    """
+    target = Path(output_dir) / name
+    before = owned(target) if target.is_dir() else {}
+    if target.is_dir():
+        taken = sorted(n for n in names if (target / n).exists() and n not in before)
+        if taken:
+            raise FileExistsError(f"{target / taken[0]}: exists and was not written by e2p (not in {MANIFEST}); "
+                                  "move it away or choose another --output-dir")
+    with atomic_folder(target) as staging:
+        yield staging
+        for root, _dirs, files in os.walk(staging):  # the new files: 0644 whatever wrote them
+            for f in files:
+                os.chmod(os.path.join(root, f), FILE_MODE)
+        owners = dict.fromkeys(names, owner)
         if target.is_dir():
             for kept in target.iterdir():
-                if kept.is_file() and not (staging / kept.name).exists():
-                    try:
-                        os.link(kept, staging / kept.name)
-                    except OSError:  # file system without hard links
-                        shutil.copy2(kept, staging / kept.name)
-    return target
+                if kept.name in names or kept.name == MANIFEST or before.get(kept.name) == owner:
+                    continue
+                _link(kept, staging / kept.name)
+                if kept.name in before:
+                    owners[kept.name] = before[kept.name]
+        write_manifest(staging, owners)
+
+
+def _link(src: Path, dst: Path) -> None:
+    """``dst`` as a hard-linked (else copied) twin of the file or folder ``src``."""
+    def link(a, b):
+        try:
+            os.link(a, b)
+        except OSError:  # file system without hard links
+            shutil.copy2(a, b)
+    if src.is_dir() and not src.is_symlink():
+        shutil.copytree(src, dst, copy_function=link, symlinks=True)
+    elif src.is_symlink():
+        os.symlink(os.readlink(src), dst)
+    else:
+        link(src, dst)
 
 
 def clean_stale_partials(output_dir: str | os.PathLike) -> list[Path]:
@@ -179,7 +224,7 @@ class EncodedFile:
         self.data = bytes(data)
 
     def save(self, path) -> None:
-        Path(path).write_bytes(self.data)
+        write_bytes_atomic(path, self.data)  # synced, 0644 like every output
 
 
 def uncertainty_to_image(uncertainty) -> PIL.Image.Image:

@@ -30,7 +30,7 @@ def load_pipeline(model: str | None = None, *, task: str | None = None, device: 
         pipe = Edit2PerceivePipeline.from_reference_checkpoint(reference_checkpoint, task=task, base_model=base_model,
                                                                torch_dtype=dtype, quantize=quantize)
     else:
-        pipe = Edit2PerceivePipeline.from_pretrained(model, torch_dtype=dtype, base_model=base_model, quantize=quantize)
+        pipe = Edit2PerceivePipeline.from_pretrained(model, dtype=dtype, base_model=base_model, quantize=quantize)
     if task is not None and pipe.task.name != task:
         raise ValueError(f"{model or reference_checkpoint}: the model was trained for task {pipe.task.name!r}, "
                          f"not {task!r}")

@@ -212,8 +212,10 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         from ..core.base_model import complete_from_base
         from .folders import check_model_folder, lora_folder
 
+        if kwargs.setdefault("use_safetensors", True) is not True:
+            raise ValueError("use_safetensors must be True: pickle weights are never loaded")
         if os.path.isdir(pretrained_model_name_or_path):
-            check_model_folder(pretrained_model_name_or_path, given=kwargs)
+            check_model_folder(pretrained_model_name_or_path, given=kwargs, components=cls._optional_components)
         lora = lora_folder(pretrained_model_name_or_path, kwargs)
         kwargs = complete_from_base(pretrained_model_name_or_path, kwargs, base_model=base_model, quantize=quantize)
         pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
@@ -309,7 +311,12 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             raise ValueError(f"got points for {len(points)} images but {n_images} images")
         out = []
         for i, pts in enumerate(points):
-            arr = np.asarray(pts, dtype=np.float64).reshape(-1, 2) if len(pts) else np.zeros((0, 2))
+            arr = np.asarray(pts, dtype=np.float64) if len(pts) else np.zeros((0, 2))
+            if arr.ndim == 1 and arr.size == 2:
+                arr = arr[None]
+            if arr.ndim != 2 or arr.shape[1] != 2:
+                raise ValueError(f"image {i}: points must be (x, y) pairs, got an array of shape {arr.shape} "
+                                 "(SAM-style (x, y, label) rows? pass only the foreground points' (x, y))")
             if len(arr) == 0:
                 raise ValueError(f"image {i}: the matting task needs at least one foreground point")
             if not np.isfinite(arr).all():
@@ -359,13 +366,14 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         if not steps_ok or not 1 <= num_inference_steps <= MAX_INFERENCE_STEPS:
             raise ValueError(f"num_inference_steps must be an integer within 1..{MAX_INFERENCE_STEPS}, "
                              f"got {num_inference_steps!r}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if processing_resolution is None:
             return int(self.config.default_processing_resolution)
-        if not 0 <= processing_resolution <= MAX_PROCESSING_RESOLUTION:
-            raise ValueError(f"processing_resolution must be within 0..{MAX_PROCESSING_RESOLUTION} (0 = native), "
-                             f"got {processing_resolution}")
+        if (isinstance(processing_resolution, bool) or not isinstance(processing_resolution, (int, np.integer))
+                or not 0 <= processing_resolution <= MAX_PROCESSING_RESOLUTION):
+            raise ValueError(f"processing_resolution must be within 0..{MAX_PROCESSING_RESOLUTION} (0 = native) and "
+                             f"an integer, got {processing_resolution!r}")
         return int(processing_resolution)
 
     def check_latents(self, latents: torch.Tensor | None, num_images: int, sizes: list) -> None:

@@ -88,9 +88,30 @@ def _expected_shapes(config: dict) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
+#: safetensors dtypes of weights; anything else (BOOL, I8, U8, ...) is not a checkpoint of ours
+FLOAT_DTYPES = frozenset({"BF16", "F16", "F32", "F64", "F8_E4M3", "F8_E5M2"})
+
+
+def check_dtypes(path: str, dtypes: dict[str, str]) -> None:
+    """Every tensor of a checkpoint is floating point (``CheckpointFormatError`` naming one that is not)."""
+    bad = sorted(k for k, d in dtypes.items() if d not in FLOAT_DTYPES)
+    if bad:
+        raise CheckpointFormatError(f"{path}: tensor {bad[0]} is {dtypes[bad[0]]}, not floating-point weights "
+                                    f"({len(bad)} such tensors; expected {', '.join(sorted(FLOAT_DTYPES))})")
+
+
+def _check_finite(path: str, key: str, tensor: torch.Tensor) -> None:
+    bad = ~torch.isfinite(tensor)
+    if bad.any():
+        raise CheckpointFormatError(f"{path}: tensor {key} holds {int(bad.sum())} non-finite values (NaN or inf) of "
+                                    f"{tensor.numel()}; a model with them predicts nothing usable")
+
+
 def transformer_plan(path: str, config: dict | None = None, *, axes_dims_rope=None) -> tuple[dict, list[Piece]]:
-    """``(config, pieces)`` of a full checkpoint, validated against the config's model."""
-    shapes, _ = read_header(path)
+    """``(config, pieces)`` of a full checkpoint, validated against the config's model
+    (floating-point tensors of the expected keys and shapes)."""
+    shapes, dtypes = read_header(path)
+    check_dtypes(path, dtypes)
     detect = detect_format(shapes)
     if detect != "full":
         raise CheckpointFormatError(f"{path}: a {detect} checkpoint, not a full DiT state dict")
@@ -107,11 +128,13 @@ def transformer_plan(path: str, config: dict | None = None, *, axes_dims_rope=No
 
 
 def iter_transformer_tensors(path: str, pieces: list[Piece], *, dtype: torch.dtype | None = None):
-    """Yield ``(diffusers key, tensor)`` one at a time (fused layers read by row slices)."""
+    """Yield ``(diffusers key, tensor)`` one at a time (fused layers read by row slices);
+    ``CheckpointFormatError`` for a tensor holding NaN or inf."""
     with _open(path) as f:
         for p in pieces:
             tensor = f.get_tensor(p.source) if p.rows is None else f.get_slice(p.source)[p.rows[0]:p.rows[1]]
             tensor = tensor.contiguous()
+            _check_finite(path, p.source, tensor)
             yield p.target, (tensor if dtype is None else tensor.to(dtype))
 
 
@@ -210,12 +233,15 @@ def convert_reference_lora(path: str, *, transformer=None) -> tuple[dict[str, to
     ranks: dict[str, int] = {}
     alphas: dict[str, float] = {}
     modules = dict(transformer.named_modules()) if transformer is not None else None
+    check_dtypes(path, {k: d for k, d in read_header(path)[1].items() if k.endswith(".weight")})  # alpha: any number
     with _open(path) as f:
         layers = lora_layers(f.keys())
         for layer in layers:
             down = f.get_tensor(layer.stem + ".lora_down.weight")
             up = f.get_tensor(layer.stem + ".lora_up.weight")
             alpha = f.get_tensor(layer.stem + ".alpha")
+            for suffix, t in ((".lora_down.weight", down), (".lora_up.weight", up), (".alpha", alpha)):
+                _check_finite(path, layer.stem + suffix, t)
             if down.ndim != 2 or up.ndim != 2 or up.shape[1] != down.shape[0] or alpha.numel() != 1:
                 raise CheckpointFormatError(
                     f"{path}: {layer.stem}: lora_down {tuple(down.shape)}, lora_up {tuple(up.shape)}, alpha "

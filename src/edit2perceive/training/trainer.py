@@ -392,7 +392,8 @@ class Edit2PerceiveTrainer(Trainer):
             if getattr(result, "unexpected_keys", None):
                 raise ValueError(f"{resume_from_checkpoint}: LoRA keys do not match the model: {result.unexpected_keys[:5]}")
         else:
-            saved = type(model).from_pretrained(os.path.join(resume_from_checkpoint, "transformer"), torch_dtype=model.dtype)
+            saved = type(model).from_pretrained(os.path.join(resume_from_checkpoint, "transformer"), dtype=model.dtype,
+                                                use_safetensors=True)
             model.load_state_dict(saved.state_dict())
         with open(os.path.join(resume_from_checkpoint, E2P_STATE_NAME)) as f:
             state = json.load(f)
