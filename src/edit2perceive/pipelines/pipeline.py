@@ -351,10 +351,12 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         """Validate the arguments that do not depend on the images; returns the processing
         resolution to use (the config's default when ``None``)."""
         if self.transformer is None:
-            raise ValueError("this pipeline has no transformer: pass transformer= (the base DiT for LoRA models)")
+            raise ValueError("this pipeline has no transformer: load it with from_pretrained(model, base_model=...) "
+                             "or pass transformer= (the base DiT for LoRA models)")
         if self.vae is None:
             raise ValueError(
-                "this pipeline has no VAE (shared models leave out the base model's components): load it with "
+                "this pipeline has no VAE and its folder records no base model to take it from: load it with "
+                "from_pretrained(model, base_model='black-forest-labs/FLUX.1-Kontext-dev') or pass "
                 "vae=AutoencoderKL.from_pretrained('black-forest-labs/FLUX.1-Kontext-dev', subfolder='vae')"
             )
         if output_type not in ("np", "pt"):
