@@ -49,11 +49,11 @@ def grid_rows(ref) -> list[dict]:
     rows = []
     for n in (2, 4, 8):
         ours = flow.inference_sigmas(n, Conventions.reference().sigma_schedule)[:-1].numpy()
-        rows.append({"item": f"grid N={n}", "measure": "max |sigma - authors'|", "now": np.abs(ours - ref[f"grid_{n}_sigmas"]).max()})
+        rows.append({"item": f"grid N={n}", "measure": "max abs(sigma - authors')", "now": np.abs(ours - ref[f"grid_{n}_sigmas"]).max()})
     img = Image.fromarray((np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8))
     lin = tiny_pipe(sigma_schedule="linear")(img, num_inference_steps=8, processing_resolution=64).prediction[0]
     shf = tiny_pipe(sigma_schedule="shifted")(img, num_inference_steps=8, processing_resolution=64).prediction[0]
-    rows.append({"item": "grid, 8-step tiny depth", "measure": "||linear - shifted|| / ||shifted||",
+    rows.append({"item": "grid, 8-step tiny depth", "measure": "norm(linear - shifted) / norm(shifted)",
                  "now": float(np.linalg.norm(lin - shf) / np.linalg.norm(shf))})
     return rows
 
@@ -67,7 +67,7 @@ def clip_rows(ref) -> list[dict]:
         want = ref[f"decode_{task}"]
         now = get_task(task).decode(x, clip_channels=True)[0].numpy()
         before = get_task(task).decode(x)[0].numpy()
-        rows.append({"item": f"clip order ({task})", "measure": "max |pred - authors'|", "now": np.abs(now - want).max(),
+        rows.append({"item": f"clip order ({task})", "measure": "max abs(pred - authors')", "now": np.abs(now - want).max(),
                      "before": np.abs(before - want).max()})
     return rows
 
@@ -87,12 +87,12 @@ def resize_rows(ref) -> list[dict]:
         size = want.shape[:2]
         now = ref_pipe.resize_image(t, size)[0].permute(1, 2, 0).numpy() * 255
         before = ours.resize_image(t, size)[0].permute(1, 2, 0).numpy() * 255
-        rows.append({"item": f"resize {name}", "measure": "max |grey level - PIL's|", "now": np.abs(now - want).max(),
+        rows.append({"item": f"resize {name}", "measure": "max abs(grey level - PIL's)", "now": np.abs(now - want).max(),
                      "before": np.abs(before - want).max()})
     img = Image.fromarray(big[:300, :400])
     a = tiny_pipe(resize_mode="stretch", resize_filter="pil")(img, processing_resolution=64).prediction[0]
     b = tiny_pipe(resize_mode="stretch")(img, processing_resolution=64).prediction[0]
-    rows.append({"item": "resize, 64 px tiny depth", "measure": "max |pred(PIL) - pred(torch)|", "now": np.abs(a - b).max()})
+    rows.append({"item": "resize, 64 px tiny depth", "measure": "max abs(pred(PIL) - pred(torch))", "now": np.abs(a - b).max()})
     return rows
 
 
@@ -109,7 +109,7 @@ def point_map_rows(ref) -> list[dict]:
         want = ref[f"click_{case}_map_every8"]
         now = click_point_map(clicks, (h, w), 768, 768)[0][::8, ::8]
         before = render_reference_point_map(scale_points(clicks, (h, w), (768, 768)), 768, 768, sigma=20.0)[::8, ::8]
-        rows.append({"item": f"click prompt {w}x{h}", "measure": "max |map - authors'| at 768",
+        rows.append({"item": f"click prompt {w}x{h}", "measure": "max abs(map - authors') at 768",
                      "now": np.abs(now - want).max(), "before": np.abs(before - want).max()})
     h, w = 1080, 1920
     yy, xx = np.mgrid[:h, :w]
@@ -126,7 +126,7 @@ def point_map_rows(ref) -> list[dict]:
         pts, _ = oracle_points(alpha)
         before = render_reference_point_map(scale_points(pts, alpha.shape, (size, size)), size, size, sigma=20.0)
         rows.append({"item": f"benchmark prompt {alpha.shape[1]}x{alpha.shape[0]}",
-                     "measure": f"max |map - authors'| at {size}", "now": np.abs(now - want).max(),
+                     "measure": f"max abs(map - authors') at {size}", "now": np.abs(now - want).max(),
                      "before": np.abs(before[::step, ::step] - want).max()})
     return rows
 

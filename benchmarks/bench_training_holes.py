@@ -4,12 +4,11 @@ valid pixels, sqrt-space alignment) and on the Middlebury motorcycle photograph.
 
     nice python -m benchmarks.bench_training_holes [--seeds 0 1] [--steps 200]
 
-The synthetic scenes' invalid pixels are their sky-less openings (depth 0, masked), i.e. holes.
-Every run uses the same fitted tiny VAE (fitted on the default encoding), data, schedule and
-seed; only ``hole_fill`` differs:
+The synthetic scenes' invalid pixels are their sky, which has no depth there (0): holes. Every
+run uses the same fitted tiny VAE, data, schedule and seed; only ``hole_fill`` differs:
 
 - ``zero``: mid-range (0) in the encoded target (this project's previous behaviour);
-- ``near``: -1, the value of depth -> 0 (the reference keeps its clipped normalised value there).
+- ``near``: -1, the value of depth -> 0 (the reference's; the default). Results: docs/training.md.
 """
 
 from __future__ import annotations

@@ -98,6 +98,10 @@ def shared(tiny_components, tmp_path_factory):
     for name in expected:
         hub[name] = root / "hub" / name
         assert main(["push", str(root / name), "--repo-id", f"me/{name}", "--dry-run", str(hub[name])]) == 0
+    # pushed from Python, from memory: a LoRA pipeline uploads its adapter and names its base
+    in_memory = Edit2PerceivePipeline.from_reference_checkpoint(released["lora"], base_model=str(base))
+    hub["pushed_lora"] = Path(in_memory.push_to_hub("me/pushed_lora", dry_run_dir=str(root / "hub" / "pushed_lora")))
+    expected["pushed_lora"] = expected["converted_lora"]
 
     # full models are self-contained: their base is moved away before loading them
     full = {k: str(v) for k, v in hub.items() if k in ("trained", "converted_full")}
@@ -120,13 +124,13 @@ def shared(tiny_components, tmp_path_factory):
     return {"root": root, "base": base, "hub": hub, "expected": expected, "got": got}
 
 
-@pytest.mark.parametrize("name", ["trained", "trained_lora", "converted_full", "converted_lora"])
+@pytest.mark.parametrize("name", ["trained", "trained_lora", "converted_full", "converted_lora", "pushed_lora"])
 def test_pushed_model_loads_alone_in_a_fresh_process(shared, name):
     # separately loaded float32 weights: equal up to float32 rounding
     np.testing.assert_allclose(shared["got"][name], shared["expected"][name], atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["trained", "trained_lora", "converted_full", "converted_lora"])
+@pytest.mark.parametrize("name", ["trained", "trained_lora", "converted_full", "converted_lora", "pushed_lora"])
 def test_full_models_carry_their_vae_and_lora_models_name_their_base(shared, name):
     folder = shared["hub"][name]
     index = json.loads((folder / "model_index.json").read_text())

@@ -180,18 +180,27 @@ Each result records the evaluation protocol that produced it (also in `model-ind
 def export_for_hub(pipe, folder: str | os.PathLike, *, card=None, safe_serialization: bool = True,
                    variant: str | None = None) -> Path:
     """Write exactly what would be uploaded: the pipeline without its text encoders (recorded
-    as ``null`` in ``model_index.json``; the prompt cache replaces them) and the card.
+    as ``null`` in ``model_index.json``; the prompt cache replaces them) and the card. A
+    transformer carrying a peft LoRA is written as its adapter (``transformer_lora/``) without
+    the VAE, like the trainer's LoRA models: both come from the recorded base model.
     Written to a temporary folder first and moved into place, so a failure leaves nothing behind.
     """
     if not safe_serialization:
         raise ValueError("safe_serialization=False would upload pickle weights; only safetensors are written")
+    lora = bool(getattr(pipe.transformer, "peft_config", None))
+    if lora and not pipe.config.get("base_model"):
+        raise ValueError("this LoRA pipeline records no base model to load its transformer from: build it with "
+                         "base_model= (from_reference_checkpoint, the trainer) or save it with save_pretrained")
     if pipe.prompt_cache is None:
         pipe.ensure_prompt_cache()
-    parked = {name: getattr(pipe, name) for name in BASE_COMPONENTS}
+    left_out = BASE_COMPONENTS + (("transformer", "vae") if lora else ())
+    parked = {name: getattr(pipe, name) for name in left_out}
     try:
         with export_staging(Path(folder)) as tmp:
-            pipe.register_modules(**dict.fromkeys(BASE_COMPONENTS))
+            pipe.register_modules(**dict.fromkeys(left_out))
             pipe.save_pretrained(tmp, variant=variant)
+            if lora:
+                parked["transformer"].save_lora_adapter(str(tmp / "transformer_lora"))
             (card or model_card(pipe.task.name, base_model=hub_base_model(pipe.config))).save(tmp / "README.md")
     finally:
         pipe.register_modules(**parked)

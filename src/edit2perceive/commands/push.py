@@ -74,7 +74,7 @@ def _reference_release(model_dir: Path) -> dict | None:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("push", help="upload a trained model (only our parts) with its model card",
+    p = subparsers.add_parser("push", help="upload a trained model (without text encoders: the prompt cache replaces them) with its model card",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model_dir", type=Path, help="saved pipeline folder or training checkpoint")
     p.add_argument("--repo-id", required=True, help="Hub repository, e.g. you/e2p-depth")

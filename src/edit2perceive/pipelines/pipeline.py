@@ -36,7 +36,6 @@ from .conventions import LEGACY_KEYS, Conventions
 from .ensemble import DEFAULT_AUGMENTATIONS, flip_points, member_resolution, plan_members
 
 LATENT_MULTIPLE = 16  # FLUX.1: 8x VAE downsampling times 2x2 token packing
-_UNSET = "__unset__"  # a loose convention keyword not given (None is a value of point_map_sigma)
 #: bounds of the call's arguments (beyond them every image would fail or run for hours)
 MAX_INFERENCE_STEPS = 1000
 MAX_PROCESSING_RESOLUTION = 8192
@@ -118,7 +117,8 @@ class Edit2PerceivePipeline(DiffusionPipeline):
             (FLUX.1's ``FlowMatchEulerDiscreteScheduler`` config when none is given).
         point_map_position_index, noise, single_step_final_sigma, point_map, point_map_sigma,
             resize_mode, timestep_embedding, sigma_schedule: single conventions given loosely
-            (as configs saved before ``conventions`` hold them); they override ``conventions``.
+            (as configs saved before ``conventions`` hold them); those not None override
+            ``conventions``.
         base_model: the FLUX.1 Kontext folder or Hub id this model was trained or converted
             from (and ``base_model_revision``, when known); ``from_pretrained`` fills the parts a
             saved folder leaves out (LoRA base transformer, text encoders, an absent VAE) from it.
@@ -145,14 +145,14 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         default_processing_resolution: int = 768,
         max_sequence_length: int = DEFAULT_MAX_SEQUENCE_LENGTH,
         conventions: Conventions | dict | str | None = None,
-        point_map_position_index: int = _UNSET,
-        noise: str = _UNSET,
-        single_step_final_sigma: float = _UNSET,
-        point_map: str = _UNSET,
-        point_map_sigma: float | None = _UNSET,
-        resize_mode: str = _UNSET,
-        timestep_embedding: str = _UNSET,
-        sigma_schedule: str = _UNSET,
+        point_map_position_index: int | None = None,
+        noise: str | None = None,
+        single_step_final_sigma: float | None = None,
+        point_map: str | None = None,
+        point_map_sigma: float | None = None,
+        resize_mode: str | None = None,
+        timestep_embedding: str | None = None,
+        sigma_schedule: str | None = None,
         base_model: str | None = None,
         base_model_revision: str | None = None,
     ):
@@ -160,7 +160,7 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         task_obj = get_task(task)
         loose = dict(zip(LEGACY_KEYS, (point_map_position_index, noise, single_step_final_sigma, point_map,
                                        point_map_sigma, resize_mode, timestep_embedding, sigma_schedule)))
-        conv = Conventions.from_config(conventions, **{k: v for k, v in loose.items() if v is not _UNSET})
+        conv = Conventions.from_config(conventions, **{k: v for k, v in loose.items() if v is not None})
         if prompt_cache is not None and prompt_cache.prompt != task_obj.prompt:
             raise ValueError(
                 f"prompt cache holds {prompt_cache.prompt!r} but task {task_obj.name!r} uses {task_obj.prompt!r}"
@@ -351,10 +351,12 @@ class Edit2PerceivePipeline(DiffusionPipeline):
         """Validate the arguments that do not depend on the images; returns the processing
         resolution to use (the config's default when ``None``)."""
         if self.transformer is None:
-            raise ValueError("this pipeline has no transformer: pass transformer= (the base DiT for LoRA models)")
+            raise ValueError("this pipeline has no transformer: load it with from_pretrained(model, base_model=...) "
+                             "or pass transformer= (the base DiT for LoRA models)")
         if self.vae is None:
             raise ValueError(
-                "this pipeline has no VAE (shared models leave out the base model's components): load it with "
+                "this pipeline has no VAE and its folder records no base model to take it from: load it with "
+                "from_pretrained(model, base_model='black-forest-labs/FLUX.1-Kontext-dev') or pass "
                 "vae=AutoencoderKL.from_pretrained('black-forest-labs/FLUX.1-Kontext-dev', subfolder='vae')"
             )
         if output_type not in ("np", "pt"):

@@ -11,9 +11,9 @@ Invalid pixels (mask false, non-finite, or ``d <= 0``) never enter the percentil
 encoded image (what the VAE encodes into the latent target), an invalid pixel that still has a
 depth (``d > 0``, e.g. Virtual KITTI's sky at 655.35 m, masked by the valid range; ``+inf``)
 keeps its clipped normalised value, so sky is far (+1; -1 for ``disparity``), as in the
-reference; a hole (``d <= 0`` or NaN: no measurement) is ``hole_fill``: ``"zero"`` (mid-range,
-default: measured in docs/training.md) or ``"near"`` (the value of ``d -> 0``, -1; the
-reference's). A map with no valid pixel raises ``ValueError``; a constant map
+reference; a hole (``d <= 0`` or NaN: no measurement) is ``hole_fill``: ``"near"`` (the value
+of ``d -> 0``, -1 (+1 for ``disparity``); the reference's, and the default: measured in
+docs/training.md) or ``"zero"`` (mid-range). A map with no valid pixel raises ``ValueError``; a constant map
 (``p_hi == p_lo``) encodes to 0 (mid-range) everywhere.
 
 Prediction (``decode``): ``N x H x W`` in [0, 1] = ``(y + 1) / 2`` averaged over channels,
@@ -95,7 +95,7 @@ class DepthTask(Task):
     config_fields = ("encoding", "lower_percentile", "upper_percentile", "hole_fill")
 
     def __init__(self, encoding: str = "sqrt", lower_percentile: float = 2.0, upper_percentile: float = 98.0,
-                 hole_fill: str = "zero"):
+                 hole_fill: str = "near"):
         _encoding(encoding)
         if hole_fill not in HOLE_FILLS:
             raise ValueError(f"hole_fill must be one of {HOLE_FILLS}, got {hole_fill!r}")

@@ -148,9 +148,9 @@ class Edit2PerceiveTrainingArguments(TrainingArguments):
         default="sqrt", metadata={"help": f"Depth target encoding, one of {DEPTH_ENCODINGS}."}
     )
     depth_hole_fill: str = field(
-        default="zero",
-        metadata={"help": "Depth: what the encoded target holds at holes (no measurement: 0 or NaN), 'zero' (mid-range) "
-                          "or 'near' (-1, the reference's); masked pixels with a depth (sky) keep their clipped "
+        default="near",
+        metadata={"help": "Depth: what the encoded target holds at holes (no measurement: 0 or NaN), 'near' (-1, the "
+                          "reference's) or 'zero' (mid-range); masked pixels with a depth (sky) keep their clipped "
                           "value, so sky is far. docs/training.md has the measurement behind the default."},
     )
     matting_binarize: bool = field(
