@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import pkgutil
 import re
 import sys
 
 import edit2perceive.commands as _commands
+
+# bitsandbytes warns on import, on CPUs with AVX512-BF16, that an optional CPU 4-bit kernel
+# package is missing; quantized models run on CUDA only here, so the line is noise on every run
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 
 def build_parser() -> argparse.ArgumentParser:

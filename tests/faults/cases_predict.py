@@ -459,3 +459,18 @@ def _model_offline():
                         "--output-dir", FX.fresh("off"))
     ok, detail = expect_refused(code, err, "not in the cache while the Hub is off (HF_HUB_OFFLINE=1)")
     return ok and "connection" not in err, detail
+
+
+@case("predict", "a plain e2p predict run in a fresh process: no library noise on stderr (warnings, kernel notes)")
+def _quiet_run():
+    import os
+
+    out = FX.fresh("quiet")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}  # a user's default warning filters
+    res = subprocess.run([sys.executable, "-m", "edit2perceive.cli", "predict", "--task", "depth", "--model",
+                          str(FX.model("depth")), str(FX.image("quiet/a.png")), "--output-dir", str(out),
+                          "--processing-resolution", "32"], capture_output=True, text=True, timeout=300, env=env)
+    lines = [ln for ln in res.stderr.replace("\r", "\n").splitlines() if ln.strip() and "it/s]" not in ln
+             and "image/s]" not in ln and not ln.startswith(("predict:", "Loading"))]
+    noise = [ln for ln in lines if not ln.startswith("e2p predict:")]
+    return res.returncode == 0 and not noise, "; ".join(noise)[:160] or lines[-1][:160]
