@@ -29,8 +29,8 @@ from edit2perceive.tasks import TASKS
 CONFIGS = [
     ("plain", 1, ("flip",)),
     ("flip", 2, ("flip",)),
-    ("noise x4", 4, ("noise",)),
-    ("flip+noise x4", 4, ("flip", "noise")),
+    ("reseed x4", 4, ("reseed",)),
+    ("flip+reseed x4", 4, ("flip", "reseed")),
     ("flip+res x4 (default)", 4, ("flip", "resolution")),
     ("flip+res x8 (default)", 8, ("flip", "resolution")),
 ]

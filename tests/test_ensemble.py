@@ -9,7 +9,13 @@ import torch
 from PIL import Image
 
 from edit2perceive import Edit2PerceivePipeline, flow
-from edit2perceive.pipelines.ensemble import EnsembleMember, flip_points, member_resolution, plan_members
+from edit2perceive.pipelines.ensemble import (
+    AUGMENTATIONS,
+    EnsembleMember,
+    flip_points,
+    member_resolution,
+    plan_members,
+)
 from edit2perceive.pipelines.pipeline import processing_size
 from edit2perceive.tasks import get_task
 
@@ -29,7 +35,7 @@ def pipes(tiny_components):
 
 # -- member plans -------------------------------------------------------------------------
 def test_plan_members_order_and_limits():
-    assert plan_members(3, ("flip", "noise")) == [
+    assert plan_members(3, ("flip", "reseed")) == [
         EnsembleMember(False, 0, 1.0), EnsembleMember(True, 0, 1.0), EnsembleMember(False, 1, 1.0)]
     assert plan_members(3, ("resolution",)) == [
         EnsembleMember(False, 0, 1.0), EnsembleMember(False, 0, 0.75), EnsembleMember(False, 0, 1.25)]
@@ -119,7 +125,7 @@ def test_noise_member_uses_next_seed(pipes):
     plain = pipe(img, points=[[(5, 5)]], processing_resolution=64).prediction[0]
     seeded = pipe(img, points=[[(5, 5)]], processing_resolution=64,
                   latents=flow.base_noise((16, *(s // 8 for s in processing_size(40, 56, 64))), seed=pipe.config.noise_seed + 1, batch_size=1)).prediction[0]
-    out = pipe(img, points=[[(5, 5)]], processing_resolution=64, ensemble_size=2, ensemble_augmentations=("noise",))
+    out = pipe(img, points=[[(5, 5)]], processing_resolution=64, ensemble_size=2, ensemble_augmentations=("reseed",))
     np.testing.assert_allclose(out.prediction[0], (plain + seeded) / 2, atol=1e-5)
     assert out.uncertainty is None
 
@@ -127,7 +133,7 @@ def test_noise_member_uses_next_seed(pipes):
 @pytest.mark.parametrize("task", ["depth", "normal"])
 def test_ensemble_output_shapes_determinism_and_latent(pipes, task):
     pipe, imgs = pipes[task], [rgb_image(seed=0), rgb_image(36, 60, seed=1)]
-    kwargs = dict(processing_resolution=32, ensemble_size=3, ensemble_augmentations=("flip", "noise", "resolution"),
+    kwargs = dict(processing_resolution=32, ensemble_size=3, ensemble_augmentations=("flip", "reseed", "resolution"),
                   output_uncertainty=True)
     out = pipe(imgs, **kwargs)
     again = pipe(imgs, **kwargs)
@@ -173,7 +179,7 @@ def test_noise_members_with_the_reference_conventions(ref_pipes):
     plain = pipe(img, points=[[(5, 5)]], processing_resolution=32).prediction[0]
     seeded = pipe(img, points=[[(5, 5)]], processing_resolution=32,
                   latents=flow.base_noise((16, 4, 4), seed=pipe.config.noise_seed + 1, batch_size=1)).prediction[0]
-    out = pipe(img, points=[[(5, 5)]], processing_resolution=32, ensemble_size=2, ensemble_augmentations=("noise",))
+    out = pipe(img, points=[[(5, 5)]], processing_resolution=32, ensemble_size=2, ensemble_augmentations=("reseed",))
     np.testing.assert_allclose(out.prediction[0], (plain + seeded) / 2, atol=1e-5)
 
 
@@ -186,7 +192,7 @@ def test_ensemble_sizes_follow_the_plain_call(pipes, ref_pipes, reference, resol
     img = rgb_image(seed=2)
     kwargs = dict(processing_resolution=resolution, match_input_resolution=False)
     plain = pipe(img, **kwargs)
-    ens = pipe(img, ensemble_size=4, ensemble_augmentations=("flip", "noise", "resolution"), output_uncertainty=True,
+    ens = pipe(img, ensemble_size=4, ensemble_augmentations=("flip", "reseed", "resolution"), output_uncertainty=True,
                **kwargs)
     expected = pipe.processing_size_for(40, 56, resolution)
     assert plain.prediction.shape[1:] == ens.prediction.shape[1:] == ens.uncertainty.shape[1:] == expected
@@ -210,3 +216,10 @@ def test_rows_share_batches_and_offload_is_armed_once(pipes, monkeypatch):
     assert calls == [1, 1, 1, 1]
     # float32, batch-size-dependent matmul order: normals near 0 move by ~3e-5
     np.testing.assert_allclose(batched.prediction, single.prediction, atol=1e-4)
+
+
+def test_old_noise_augmentation_name_is_an_alias_of_reseed():
+    with pytest.warns(FutureWarning, match="'reseed'"):
+        old = plan_members(4, ("flip", "noise"))
+    assert old == plan_members(4, ("flip", "reseed"))
+    assert "noise" not in AUGMENTATIONS

@@ -268,3 +268,22 @@ def test_loader_node_on_a_released_checkpoint(tiny_components, tmp_path):
     got = call_node("Edit2PerceiveDepth", e2p_pipe=pipe, image=image, **PREDICT)[1]
     ref = want(pipe_input(image), processing_resolution=RES).prediction[0]
     torch.testing.assert_close(got[0, ..., 0], torch.from_numpy(ref), rtol=0, atol=1e-5)
+
+
+def test_loader_fills_a_model_from_the_base_it_records(tiny_components, tmp_path):
+    """An empty base_model box (the default) uses the base the model folder records, not a
+    fixed Hub id that would override it."""
+    from diffusers import FluxKontextPipeline
+
+    from edit2perceive.comfyui.nodes import Edit2PerceiveModelLoader
+
+    assert Edit2PerceiveModelLoader.INPUT_TYPES()["required"]["base_model"][1]["default"] == ""
+
+    base = tmp_path / "base"
+    FluxKontextPipeline(**tiny_components).save_pretrained(base)
+    parts = {k: v for k, v in tiny_components.items() if k != "vae"}
+    Edit2PerceivePipeline(**parts, vae=None, task="depth", base_model=str(base)).save_pretrained(tmp_path / "m")
+    assert not (tmp_path / "m" / "vae").exists()
+    (pipe,) = call_node("Edit2PerceiveModelLoader", model=str(tmp_path / "m"), **LOADER)
+    for name, param in pipe.vae.state_dict().items():
+        torch.testing.assert_close(param, tiny_components["vae"].state_dict()[name])

@@ -38,9 +38,10 @@ class Edit2PerceiveModelLoader:
                     "a saved pipeline folder (also a name under models/diffusers), a Hub id, or a released "
                     "checkpoint .safetensors (a file, a name under models/checkpoints, or "
                     "Seq2Tri/Edit2Perceive/<file>)")}),
-                "base_model": ("STRING", {"default": DEFAULT_BASE_MODEL, "tooltip": (
+                "base_model": ("STRING", {"default": "", "tooltip": (
                     "FLUX.1 Kontext in diffusers layout (folder or Hub id): fills the parts a model leaves out "
-                    "(VAE, base transformer of a LoRA, text encoders); empty = none")}),
+                    "(VAE, base transformer of a LoRA, text encoders); empty = the base the model records "
+                    f"(released checkpoints: {DEFAULT_BASE_MODEL})")}),
                 "task": (["auto", *TASKS], {"default": "auto", "tooltip": "auto: the model's own task"}),
                 "dtype": (list(DTYPES), {"default": "auto", "tooltip": "auto: bfloat16 on CUDA, float32 on the CPU"}),
                 "device": (["auto", "cuda", "cpu", "mps"], {"default": "auto",
@@ -74,7 +75,7 @@ class Edit2PerceiveModelLoader:
         missing = [name for name in ("transformer", "vae") if getattr(pipe, name, None) is None]
         if missing:
             raise ValueError(f"{model}: the model has no {' or '.join(missing)} and "
-                             f"{'no base_model was given' if base is None else f'base_model {base!r} did not fill it'}"
+                             f"{'its recorded base did not fill it' if base is None else f'base_model {base!r} did not fill it'}"
                              f": set base_model to FLUX.1 Kontext in diffusers layout (e.g. {DEFAULT_BASE_MODEL})")
         return (pipe,)
 

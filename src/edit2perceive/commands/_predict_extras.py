@@ -35,7 +35,7 @@ import numpy as np
 from ..outputs.metric_depth import METHODS
 from ..outputs.pointcloud import FORMATS
 from ..outputs.video import FRAME_NOISE_MODES
-from ..pipelines.ensemble import AUGMENTATIONS
+from ..pipelines.ensemble import AUGMENTATIONS, RENAMED_AUGMENTATIONS
 from ._predict_options import DeprecatedAlias, ExtraOptions, PredictOptions
 
 DEFAULT = ExtraOptions()
@@ -46,7 +46,8 @@ def add_arguments(p) -> None:
     g = p.add_argument_group("ensembles and uncertainty")
     g.add_argument("--ensemble-size", type=int, default=DEFAULT.ensemble_size,
                    help="predictions combined per image (default 1 = none)")
-    g.add_argument("--ensemble-augmentations", nargs="+", choices=AUGMENTATIONS,
+    g.add_argument("--ensemble-augmentations", nargs="+", choices=(*AUGMENTATIONS, *RENAMED_AUGMENTATIONS),
+                   metavar="{" + ",".join(AUGMENTATIONS) + "}",
                    default=list(DEFAULT.ensemble_augmentations),
                    help=f"how members differ (default: {' '.join(DEFAULT.ensemble_augmentations)})")
     g.add_argument("--uncertainty", action="store_true", help="write the ensemble's uncertainty map (needs N >= 2)")

@@ -5,13 +5,13 @@ allows:
 
 - ``"flip"``: the image (and matting points) mirrored left-right; the prediction is mirrored
   back by the task (:meth:`edit2perceive.tasks.Task.unflip`; normals also negate x);
-- ``"noise"``: another initial noise; noise index ``k > 0`` draws from
+- ``"reseed"``: another initial noise draw; noise index ``k > 0`` draws from
   ``torch.Generator().manual_seed(noise_seed + k)`` (or from the call's generator);
 - ``"resolution"``: another processing resolution, ``RESOLUTION_SCALES[k]`` times the base
   (:func:`member_resolution`).
 
 Members are enumerated in a fixed order, variant ``k = 0, 1, 2, ...`` and for each variant the
-plain then the flipped image; variant ``k`` uses noise index ``k`` (with ``"noise"``) and scale
+plain then the flipped image; variant ``k`` uses noise index ``k`` (with ``"reseed"``) and scale
 ``RESOLUTION_SCALES[k]`` (with ``"resolution"``). Member 0 is always the plain prediction of a
 call without ensembling. How members are combined (and the uncertainty) is the task's
 :meth:`~edit2perceive.tasks.Task.ensemble`.
@@ -19,12 +19,15 @@ call without ensembling. How members are combined (and the uncertainty) is the t
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-AUGMENTATIONS = ("flip", "noise", "resolution")
-#: not "noise": the model is trained with one fixed noise, and other noise draws measurably
+AUGMENTATIONS = ("flip", "reseed", "resolution")
+#: older spellings still accepted (with a FutureWarning): "noise" named three things in 0.2
+RENAMED_AUGMENTATIONS = {"noise": "reseed"}
+#: not "reseed": the model is trained with one fixed noise, and other noise draws measurably
 #: hurt it (benchmarks/bench_ensemble.py); ask for them explicitly
 DEFAULT_AUGMENTATIONS = ("flip", "resolution")
 RESOLUTION_SCALES = (1.0, 0.75, 1.25, 0.875, 1.125, 0.625, 1.375, 0.5)
@@ -45,6 +48,10 @@ def check_augmentations(augmentations) -> tuple[str, ...]:
     if isinstance(augmentations, str):
         augmentations = (augmentations,)
     augmentations = tuple(augmentations)
+    for old in set(augmentations) & set(RENAMED_AUGMENTATIONS):
+        warnings.warn(f"ensemble augmentation {old!r} is now called {RENAMED_AUGMENTATIONS[old]!r}", FutureWarning,
+                      stacklevel=3)
+    augmentations = tuple(RENAMED_AUGMENTATIONS.get(a, a) for a in augmentations)
     unknown = [a for a in augmentations if a not in AUGMENTATIONS]
     if unknown:
         raise ValueError(f"unknown ensemble augmentation(s) {unknown}; expected some of {AUGMENTATIONS}")
@@ -57,7 +64,7 @@ def max_members(augmentations) -> int | None:
     """How many distinct members the augmentations allow (``None`` = unlimited)."""
     augmentations = check_augmentations(augmentations)
     flips = 2 if "flip" in augmentations else 1
-    if "noise" in augmentations:
+    if "reseed" in augmentations:
         return None
     return flips * (len(RESOLUTION_SCALES) if "resolution" in augmentations else 1)
 
@@ -70,13 +77,13 @@ def plan_members(ensemble_size: int, augmentations=DEFAULT_AUGMENTATIONS) -> lis
     limit = max_members(augmentations)
     if limit is not None and ensemble_size > limit:
         raise ValueError(f"augmentations {augmentations} give only {limit} distinct members, not "
-                         f"ensemble_size={ensemble_size}; add 'noise' for more")
+                         f"ensemble_size={ensemble_size}; add 'reseed' for more")
     flips = (False, True) if "flip" in augmentations else (False,)
     members: list[EnsembleMember] = []
     k = 0
     while len(members) < ensemble_size:
         scale = RESOLUTION_SCALES[k] if "resolution" in augmentations else 1.0
-        noise = k if "noise" in augmentations else 0
+        noise = k if "reseed" in augmentations else 0
         for flip in flips:
             if len(members) < ensemble_size:
                 members.append(EnsembleMember(flip=flip, noise_index=noise, resolution_scale=scale))

@@ -584,7 +584,7 @@ class Edit2PerceivePipeline(DiffusionPipeline):
                 ``N x 3 x H x W``).
             ensemble_size: predictions per image combined by the task (1 = no ensemble); the
                 members differ by ``ensemble_augmentations`` (see :mod:`edit2perceive.pipelines.ensemble`).
-            ensemble_augmentations: some of ``"flip"``, ``"noise"``, ``"resolution"``.
+            ensemble_augmentations: some of ``"flip"``, ``"reseed"`` (another noise draw), ``"resolution"``.
             output_uncertainty: also return the members' spread as ``uncertainty``.
             point_maps: matting only, instead of ``points``: per image a ready point map
                 ``H x W`` in [0, 1] at the input's size (stretched bilinearly to the processing
