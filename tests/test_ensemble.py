@@ -214,8 +214,10 @@ def test_rows_share_batches_and_offload_is_armed_once(pipes, monkeypatch):
     calls.clear()
     single = pipe(imgs, batch_size=1, **kwargs)
     assert calls == [1, 1, 1, 1]
-    # float32, batch-size-dependent matmul order: normals near 0 move by ~3e-5
-    np.testing.assert_allclose(batched.prediction, single.prediction, atol=1e-4)
+    # float32, batch-size-dependent matmul order: latents agree to float32 rounding; the tiny
+    # random model's decoded normals are unit vectors of short raw vectors, which amplify it
+    torch.testing.assert_close(batched.latent, single.latent, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(batched.prediction, single.prediction, atol=1e-3)
 
 
 def test_old_noise_augmentation_name_is_an_alias_of_reseed():

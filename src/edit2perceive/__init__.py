@@ -12,6 +12,8 @@ import importlib.abc
 import importlib.util
 import sys
 
+from .core.lazy import lazy_exports
+
 __version__ = "0.1.0.dev0"
 
 _LAZY = {
@@ -66,11 +68,7 @@ class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 if not any(isinstance(f, _MovedModuleFinder) for f in sys.meta_path):
     sys.meta_path.append(_MovedModuleFinder())
 
-
-def __getattr__(name):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'edit2perceive' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = ["__version__", *_LAZY]

@@ -41,12 +41,20 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -
     it is given with a leading space, which argparse never reads as an option (the ``type=``
     parsers strip it)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    return parser.parse_args([" " + a if NEGATIVE_LIST.match(a) else a for a in argv])
+    args = parser.parse_args([" " + a if NEGATIVE_LIST.match(a) else a for a in argv])
+    finish = getattr(args, "finish_parsing", None)  # a command's own step after argparse
+    if finish is not None:
+        finish(args)
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parse_args(parser, argv)
+    try:
+        args = parse_args(parser, argv)
+    except argparse.ArgumentTypeError as err:  # from a command's finish_parsing: a usage error
+        print(err, file=sys.stderr)
+        return 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -104,7 +104,7 @@ def register(subparsers) -> None:
     add_model_arguments(p, source)
     _predict_extras.add_arguments(p)
     _predict_dataset.add_arguments(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, finish_parsing=finish_parsing)
 
 
 # -- inputs -----------------------------------------------------------------------------
@@ -228,11 +228,16 @@ def _message(err: BaseException) -> str:
     return failure_message(err)
 
 
-def run(args: argparse.Namespace) -> int:
+def finish_parsing(args: argparse.Namespace) -> None:
+    """After argparse: ``--points`` values become points and the inputs they swallowed
+    (:func:`split_points`); ``argparse.ArgumentTypeError`` on a bad point."""
     try:
         args.points, args.inputs = split_points(args.points, args.inputs)
     except argparse.ArgumentTypeError as err:
-        return _fail(f"--points: {err}")
+        raise argparse.ArgumentTypeError(f"e2p predict: --points: {err}") from None
+
+
+def run(args: argparse.Namespace) -> int:
     if args.dataset is not None:  # a whole datasets dataset: edit2perceive.inference_at_scale
         return _predict_dataset.run(PredictOptions.from_args(args), _predict_dataset.DatasetOptions.from_args(args),
                                     check_arguments)

@@ -2,7 +2,7 @@
 ensembles (:mod:`.ensemble`), the convention switches (:mod:`.conventions`), model-folder checks (:mod:`.folders`) and the inference loading
 policy shared by the command line, evaluation and the demo (:mod:`.loading`)."""
 
-import importlib
+from ..core.lazy import lazy_exports
 
 # loaded on first use: importing pipelines.ensemble or pipelines.conventions (the command line's
 # option tables) must not pull in diffusers
@@ -13,11 +13,7 @@ _LAZY = {
     "PointMap": ".pipeline",
 }
 
-
-def __getattr__(name):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = list(_LAZY)

@@ -3,7 +3,7 @@
 The names load lazily (transformers' Trainer is a heavy import), so ``examples/train_*.py`` can
 say what it chose before anything heavy is imported."""
 
-import importlib
+from ..core.lazy import lazy_exports
 
 _LAZY = {
     "Edit2PerceiveCollator": ".collator",
@@ -11,11 +11,7 @@ _LAZY = {
     "Edit2PerceiveTrainingArguments": ".args",
 }
 
-
-def __getattr__(name):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = sorted(_LAZY)
