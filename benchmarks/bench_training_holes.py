@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 
 import numpy as np
 
-from benchmarks.bench_training_noise import motorcycle_scores
+from benchmarks.bench_training_noise import train_depth_options
 from benchmarks.common import machine, markdown_table
 
 OPTIONS = ("zero", "near")
@@ -33,24 +32,11 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default=None, help="also write the raw results here")
     args = parser.parse_args(argv)
 
-    from edit2perceive.data import synthetic_scenes
-    from edit2perceive.demo.tiny_run import TinyRunConfig, fit_tiny_vae, run_tiny
-    from edit2perceive.testing import tiny_kontext_components
-
-    vae = tiny_kontext_components(seed=0)["vae"]
-    fit_tiny_vae(vae, list(synthetic_scenes(256, (64, 64), seed=0)), steps=400, progress=False)
-    rows, raw = [], []
-    for name in args.options:
-        per_seed = []
-        for seed in args.seeds:
-            with tempfile.TemporaryDirectory() as tmp:
-                config = TinyRunConfig(task="depth", seed=seed, train_steps=args.steps,
-                                       training_overrides={"depth_hole_fill": name})
-                report = run_tiny(config, tmp, vae=vae, progress=False)
-                photo = motorcycle_scores(tmp)
-            per_seed.append({"seed": seed, "synthetic": report["metrics"]["trained"], "motorcycle": photo})
-            print(json.dumps({"hole_fill": name, **per_seed[-1]}), flush=True)
-        raw.append({"hole_fill": name, "runs": per_seed})
+    raw = train_depth_options({name: {"depth_hole_fill": name} for name in args.options}, args.seeds, args.steps,
+                              label="hole_fill")
+    rows = []
+    for entry in raw:
+        name, per_seed = entry["hole_fill"], entry["runs"]
         rows.append({
             "hole_fill": name,
             **{f"synthetic AbsRel seed {r['seed']}": r["synthetic"]["abs_rel"] for r in per_seed},

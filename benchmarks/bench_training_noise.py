@@ -45,6 +45,31 @@ def motorcycle_scores(model_dir: str, resolution: int = 128) -> dict:
     return evaluate_predictions("depth", [pred], [photo], depth_encoding=getattr(pipe.task, "encoding", "sqrt"))
 
 
+def train_depth_options(overrides: dict[str, dict], seeds, steps: int, *, label: str) -> list[dict]:
+    """Train the tiny depth model once per (option, seed) with the option's training overrides
+    (same fitted tiny VAE, data and schedule for all) and score it on the held-out synthetic
+    scenes and the motorcycle; each run is printed as a JSON line as it ends. Returns
+    ``[{label: name, "runs": [{"seed", "synthetic", "motorcycle"}, ...]}, ...]``."""
+    from edit2perceive.data import synthetic_scenes
+    from edit2perceive.demo.tiny_run import TinyRunConfig, fit_tiny_vae, run_tiny
+    from edit2perceive.testing import tiny_kontext_components
+
+    vae = tiny_kontext_components(seed=0)["vae"]
+    fit_tiny_vae(vae, list(synthetic_scenes(256, (64, 64), seed=0)), steps=400, progress=False)
+    raw = []
+    for name, training_overrides in overrides.items():
+        per_seed = []
+        for seed in seeds:
+            with tempfile.TemporaryDirectory() as tmp:
+                config = TinyRunConfig(task="depth", seed=seed, train_steps=steps, training_overrides=training_overrides)
+                report = run_tiny(config, tmp, vae=vae, progress=False)
+                photo = motorcycle_scores(tmp)
+            per_seed.append({"seed": seed, "synthetic": report["metrics"]["trained"], "motorcycle": photo})
+            print(json.dumps({label: name, **per_seed[-1]}), flush=True)
+        raw.append({label: name, "runs": per_seed})
+    return raw
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
@@ -53,23 +78,10 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default=None, help="also write the raw results here")
     args = parser.parse_args(argv)
 
-    from edit2perceive.data import synthetic_scenes
-    from edit2perceive.demo.tiny_run import TinyRunConfig, fit_tiny_vae, run_tiny
-    from edit2perceive.testing import tiny_kontext_components
-
-    vae = tiny_kontext_components(seed=0)["vae"]
-    fit_tiny_vae(vae, list(synthetic_scenes(256, (64, 64), seed=0)), steps=400, progress=False)
-    rows, raw = [], []
-    for name in args.options:
-        per_seed = []
-        for seed in args.seeds:
-            with tempfile.TemporaryDirectory() as tmp:
-                config = TinyRunConfig(task="depth", seed=seed, train_steps=args.steps, training_overrides=OPTIONS[name])
-                report = run_tiny(config, tmp, vae=vae, progress=False)
-                photo = motorcycle_scores(tmp)
-            per_seed.append({"seed": seed, "synthetic": report["metrics"]["trained"], "motorcycle": photo})
-            print(json.dumps({"option": name, **per_seed[-1]}), flush=True)
-        raw.append({"option": name, "runs": per_seed})
+    raw = train_depth_options({name: OPTIONS[name] for name in args.options}, args.seeds, args.steps, label="option")
+    rows = []
+    for entry in raw:
+        name, per_seed = entry["option"], entry["runs"]
         rows.append({
             "training noise": name,
             "synthetic AbsRel": float(np.mean([r["synthetic"]["abs_rel"] for r in per_seed])),
