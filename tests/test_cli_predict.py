@@ -11,14 +11,6 @@ from edit2perceive import Edit2PerceivePipeline
 from edit2perceive.cli import main
 
 
-@pytest.fixture(scope="module")
-def model_dirs(tiny_components, tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    for task in ("depth", "matting"):
-        Edit2PerceivePipeline(**tiny_components, task=task).save_pretrained(root / task)
-    return root
-
-
 @pytest.fixture
 def images(tmp_path):
     rng = np.random.default_rng(0)

@@ -8,18 +8,9 @@ import pytest
 import trimesh
 from PIL import Image
 
-from edit2perceive import Edit2PerceivePipeline
 from edit2perceive.cli import main
 from edit2perceive.outputs.pointcloud import intrinsics_from_fov
 from edit2perceive.outputs.video import VideoReader, VideoWriter
-
-
-@pytest.fixture(scope="module")
-def model_dirs(tiny_components, tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    for task in ("depth", "normal", "matting"):
-        Edit2PerceivePipeline(**tiny_components, task=task).save_pretrained(root / task)
-    return root
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from pipeline_fixtures import rgb_image
 
 from edit2perceive import Edit2PerceivePipeline, flow
 from edit2perceive.pipelines.ensemble import (
@@ -18,19 +19,6 @@ from edit2perceive.pipelines.ensemble import (
 )
 from edit2perceive.pipelines.pipeline import processing_size
 from edit2perceive.tasks import get_task
-
-
-def rgb_image(h=40, w=56, seed=0):
-    return Image.fromarray((np.random.default_rng(seed).random((h, w, 3)) * 255).astype(np.uint8))
-
-
-@pytest.fixture(scope="module")
-def pipes(tiny_components):
-    out = {}
-    for task in ("depth", "normal", "matting"):
-        out[task] = Edit2PerceivePipeline(**tiny_components, task=task)
-        out[task].set_progress_bar_config(disable=True)
-    return out
 
 
 # -- member plans -------------------------------------------------------------------------

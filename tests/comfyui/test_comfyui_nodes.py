@@ -35,16 +35,6 @@ def pipe_input(image):
     return image.permute(0, 3, 1, 2).contiguous()
 
 
-@pytest.fixture(scope="module")
-def pipes(tiny_components):
-    out = {}
-    for task in ("depth", "normal", "matting"):
-        pipe = Edit2PerceivePipeline(**tiny_components, task=task)
-        pipe.set_progress_bar_config(disable=True)
-        out[task] = pipe
-    return out
-
-
 def test_every_node_class_is_valid_for_comfyui():
     assert set(NODE_DISPLAY_NAME_MAPPINGS) == set(NODE_CLASS_MAPPINGS)
     for cls in NODE_CLASS_MAPPINGS.values():

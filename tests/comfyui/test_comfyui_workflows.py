@@ -115,15 +115,7 @@ def test_ui_workflow_is_the_api_workflow(files):
     assert ui_to_api(UI) == {key: {"class_type": n["class_type"], "inputs": n["inputs"]} for key, n in API.items()}
 
 
-@pytest.fixture(scope="module")
-def saved_models(tiny_components, tmp_path_factory):
-    root = tmp_path_factory.mktemp("comfy_models")
-    for task in ("depth", "normal", "matting"):
-        Edit2PerceivePipeline(**tiny_components, task=task).save_pretrained(root / task)
-    return root
-
-
-def run_example(name: str, saved_models, image, monkeypatch) -> dict:
+def run_example(name: str, model_dirs, image, monkeypatch) -> dict:
     """An API workflow as ComfyUI would queue it, with the tiny saved models in place of the
     released checkpoints (and a small processing resolution): what Save Image got."""
     monkeypatch.setattr(LoadImage, "images", {"example.png": image})
@@ -131,7 +123,7 @@ def run_example(name: str, saved_models, image, monkeypatch) -> dict:
     prompt = copy.deepcopy(load(name))
     for node in prompt.values():
         if node["class_type"] == "Edit2PerceiveModelLoader":
-            node["inputs"].update(model=str(saved_models / node["inputs"]["task"]), base_model="", device="cpu",
+            node["inputs"].update(model=str(model_dirs / node["inputs"]["task"]), base_model="", device="cpu",
                                   dtype="float32")
         if "processing_resolution" in node["inputs"]:
             node["inputs"]["processing_resolution"] = 32
@@ -147,24 +139,24 @@ def pipe_input(image: torch.Tensor) -> torch.Tensor:
     return image.permute(0, 3, 1, 2).contiguous()
 
 
-def test_depth_normals_example_runs_headless(saved_models, monkeypatch):
+def test_depth_normals_example_runs_headless(model_dirs, monkeypatch):
     image = example_image()
-    saved = run_example("depth_normals_api.json", saved_models, image, monkeypatch)
+    saved = run_example("depth_normals_api.json", model_dirs, image, monkeypatch)
     depth, normals = saved["edit2perceive/depth"], saved["edit2perceive/normals"]
     for out in (depth, normals):
         assert out.shape == (1, 36, 52, 3) and out.dtype == torch.float32
         assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
-    pipe = Edit2PerceivePipeline.from_pretrained(saved_models / "depth")
+    pipe = Edit2PerceivePipeline.from_pretrained(model_dirs / "depth")
     ref = pipe(pipe_input(image), processing_resolution=32).prediction[0]
     torch.testing.assert_close(depth[0, ..., 0], 1.0 - torch.from_numpy(ref), rtol=0, atol=1e-5)
 
 
-def test_matting_example_runs_headless(saved_models, monkeypatch):
+def test_matting_example_runs_headless(model_dirs, monkeypatch):
     image = example_image()
-    saved = run_example("matting_api.json", saved_models, image, monkeypatch)
+    saved = run_example("matting_api.json", model_dirs, image, monkeypatch)
     alpha, cutout = saved["edit2perceive/alpha"], saved["edit2perceive/cutout"]
     assert alpha.shape == (1, 36, 52, 3) and cutout.shape == (1, 36, 52, 4)
-    pipe = Edit2PerceivePipeline.from_pretrained(saved_models / "matting")
+    pipe = Edit2PerceivePipeline.from_pretrained(model_dirs / "matting")
     # the example's click is the image centre given as fractions: (0.5 * 52, 0.5 * 36)
     ref = pipe(pipe_input(image), processing_resolution=32, points=[[(26.0, 18.0)]]).prediction[0]
     torch.testing.assert_close(alpha[0, ..., 0], torch.from_numpy(ref), rtol=0, atol=1e-5)
