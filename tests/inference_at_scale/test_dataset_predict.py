@@ -279,7 +279,8 @@ def test_parquet_source_streaming_id_columns_and_kept_images(model_dir, tmp_path
     assert [r["status"] for r in runs["stream"]] == ["ok", "ok", "error", "ok", "ok"]
     assert "embedded image" in runs["stream"][2]["error"]
     assert np.asarray(runs["map"][4]["image"]).shape == (24, 24, 3)
-    np.testing.assert_array_equal(runs["map"][4]["prediction"], runs["stream"][4]["prediction"])
+    # each run loads the model anew: equal to float32 rounding (kernels may pick other paths)
+    np.testing.assert_allclose(runs["map"][4]["prediction"], runs["stream"][4]["prediction"], rtol=1e-5, atol=1e-6)
 
 
 def test_save_to_disk_folder_and_a_column_of_image_paths(model_dir, images, reference, tmp_path):
