@@ -82,7 +82,7 @@ def check_resumable(output_dir: Path, settings: dict) -> dict | None:
 def start(output_dir: Path, settings: dict) -> list[Path]:
     """Main process, before any shard: remove staging files of dead runs, write the manifest
     (status ``running``). Returns the removed staging files."""
-    removed = clean_stale_staging(Path(output_dir) / DATA_DIR) + clean_stale_staging(output_dir)
+    removed = clean_stale_staging(output_dir, recursive=True)  # the folder and data/
     write_text_atomic(Path(output_dir) / MANIFEST,
                       json.dumps({"status": "running", "settings": settings}, indent=2, sort_keys=True) + "\n")
     return removed

@@ -15,7 +15,7 @@ import json
 import os
 from pathlib import Path
 
-from .atomic import STAGING_PREFIX
+from .atomic import FILE_MODE, STAGING_PREFIX
 
 MANIFEST = ".e2p-manifest.json"
 
@@ -73,5 +73,5 @@ def write_manifest(folder: str | os.PathLike, owners: dict[str, str]) -> Path:
     entries = {name: {"sha256": digest(folder / name), "owner": owner} for name, owner in sorted(owners.items())}
     path = folder / MANIFEST
     path.write_text(json.dumps({"format": 1, "entries": entries}, indent=1) + "\n", encoding="utf-8")
-    os.chmod(path, 0o644)
+    os.chmod(path, FILE_MODE)
     return path
