@@ -18,6 +18,7 @@ as the mean angle in degrees, alpha as the mean absolute difference.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..io.atomic import FILE_MODE, fsync_path, staging_path
+from ..io.atomic import atomic_file
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm")
 FRAME_NOISE_MODES = ("fixed", "fresh")
@@ -82,14 +83,14 @@ class VideoReader:
 
 class VideoWriter:
     """Append uint8 RGB frames to an H.264 ``.mp4``; the file appears only on a clean
-    :meth:`close` (written to a temporary name first), a failure leaves nothing behind."""
+    :meth:`close` (:func:`edit2perceive.io.atomic.atomic_file`), a failure leaves nothing behind."""
 
     def __init__(self, path: str | os.PathLike, fps: float):
         import imageio.v2 as imageio
 
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = tmp = staging_path(self.path)  # keeps the .mp4 suffix ffmpeg needs
+        self._staging = contextlib.ExitStack()
+        tmp = self._staging.enter_context(atomic_file(self.path))  # keeps the .mp4 suffix ffmpeg needs
         # even sides: H.264 in yuv420p needs them; macro_block_size=2 pads instead of resizing to 16
         self._writer = imageio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", quality=8,
                                           macro_block_size=2, ffmpeg_log_level="error")
@@ -99,17 +100,15 @@ class VideoWriter:
 
     def close(self) -> Path:
         self._writer.close()
-        os.chmod(self._tmp, FILE_MODE)
-        fsync_path(self._tmp)
-        os.replace(self._tmp, self.path)
+        self._staging.close()  # synced, 0644, renamed into place
         return self.path
 
     def abort(self) -> None:
         try:
             self._writer.close()
-        finally:
-            if os.path.exists(self._tmp):
-                os.remove(self._tmp)
+        finally:  # the staging file is removed as on any error inside atomic_file
+            stop = RuntimeError(f"{self.path}: video aborted")
+            self._staging.__exit__(RuntimeError, stop, None)
 
 
 class TemporalSmoother:
